@@ -1,0 +1,280 @@
+"""The common LightningModule: rollout -> reward -> advantage -> loss -> update.
+
+The loop lives here once. An algorithm declares what it needs (`samples_per_prompt`,
+`needs_critic`, `needs_offline_values`, `needs_old_logp`, `needs_ref_logp`) and implements
+`advantages` and `loss`; everything else (padding, log-probs, micro-batching with exact
+gradient accumulation, timing, token counts for the budget) is shared.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import lightning as L
+import torch
+
+from algorithms import losses
+from algorithms.batch import RLBatch, build_batch
+from algorithms.rollout import RolloutEngine, SamplingParams
+
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+KL_KINDS = ("k1", "k2", "k3")
+
+
+@dataclass
+class AlgorithmConfig:
+    """Hyperparameters every algorithm shares; subclasses add their own fields."""
+
+    lr: float = 1e-4
+    """AdamW learning rate of the policy."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip per optimizer step (0 disables)."""
+    samples_per_prompt: int = 1
+    """Rollouts per prompt per step (GRPO's group size G; REBEL needs 2)."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    epochs: int = 1
+    """Passes over each rollout batch."""
+    mini_batches: int = 1
+    """Optimizer steps per epoch (the batch is split in this many mini-batches)."""
+    micro_batch_size: int = 64
+    """Samples per forward/backward; gradients are accumulated exactly across micro-batches."""
+    clip_eps: float = 0.2
+    kl_coef: float = 0.0
+    kl_kind: str = "k3"
+    loss_agg: str = "token-mean"
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "temperature", "top_p"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("samples_per_prompt", "max_new_tokens", "epochs", "mini_batches", "micro_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.kl_kind not in KL_KINDS:
+            raise ValueError(f"kl_kind must be one of {KL_KINDS}, got {self.kl_kind!r}")
+        if self.loss_agg not in LOSS_AGG_MODES:
+            raise ValueError(f"loss_agg must be one of {LOSS_AGG_MODES}, got {self.loss_agg!r}")
+        if self.kl_coef < 0 or self.clip_eps < 0:
+            raise ValueError("kl_coef and clip_eps must be >= 0")
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "algorithm config") -> "AlgorithmConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; known: {sorted(known)}")
+        return cls(**values)
+
+
+RewardFn = Callable[[list[str], list], list[float]]
+EncodeFn = Callable[[list], list[list[int]]]
+
+
+class RLModule(L.LightningModule):
+    """Subclasses set `config_class`, the `needs_*` declarations, `advantages` and `loss`."""
+
+    config_class = AlgorithmConfig
+    needs_critic = False
+    needs_offline_values = False
+
+    def __init__(self, policy: torch.nn.Module, tokenizer, engine: RolloutEngine, reward_fn: RewardFn,
+                 encode_fn: EncodeFn, config: AlgorithmConfig, seed: int = 0):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+        self.automatic_optimization = False
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.engine = engine
+        self.reward_fn = reward_fn
+        self.encode_fn = encode_fn
+        self.config = config
+        self.seed = seed
+        # The frozen reference lives outside the module tree: never trained, never checkpointed twice.
+        self._reference = [self._frozen_copy(policy)] if self.needs_ref_logp else []
+        self.timings: dict[str, float] = {}
+        self.step_metrics: dict[str, float] = {}
+        self.counters = {"samples": 0, "prompt_tokens": 0, "generated_tokens": 0,
+                         "forward_tokens": 0, "train_tokens": 0}
+        self.rl_step = 0
+
+    # --- declarations -------------------------------------------------------------------
+    @property
+    def samples_per_prompt(self) -> int:
+        return self.config.samples_per_prompt
+
+    @property
+    def needs_ref_logp(self) -> bool:
+        return self.config.kl_coef > 0
+
+    @property
+    def needs_old_logp(self) -> bool:
+        # With one pass and one optimizer step the batch is on-policy: old = current, detached.
+        return self.config.epochs > 1 or self.config.mini_batches > 1
+
+    # --- what a subclass implements -----------------------------------------------------
+    def advantages(self, batch: RLBatch) -> torch.Tensor:
+        """[N, T] advantages (zero where response_mask == 0)."""
+        raise NotImplementedError
+
+    def loss(self, batch: RLBatch, logp: torch.Tensor, denominators: dict) -> tuple[torch.Tensor, dict]:
+        """Scalar loss of a micro-batch given its current per-token log-probs [n, T]."""
+        raise NotImplementedError
+
+    def prepare(self, batch: RLBatch, examples: list) -> None:
+        """Hook run after reward and log-prob passes, before advantages (e.g. critic values)."""
+
+    # --- shared machinery ---------------------------------------------------------------
+    @staticmethod
+    def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+        frozen = copy.deepcopy(model).eval()
+        for p in frozen.parameters():
+            p.requires_grad_(False)
+        return frozen
+
+    @property
+    def reference(self) -> torch.nn.Module:
+        return self._reference[0]
+
+    @contextmanager
+    def phase(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.policy.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch  # a list of task examples: nothing to move
+
+    def sampling_params(self, n: int | None = None) -> SamplingParams:
+        c = self.config
+        # The seed depends on (run seed, step) only, so a resumed run samples what it would have.
+        return SamplingParams(n=n or self.samples_per_prompt, temperature=c.temperature, top_p=c.top_p,
+                              max_new_tokens=c.max_new_tokens, seed=self.seed * 1_000_003 + self.rl_step)
+
+    def response_logits(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
+        """Logits predicting each response token: [n, T, V]; lm_head runs on the response only."""
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids, logits_to_keep=batch.response_width + 1, use_cache=False)
+        return out.logits[:, :-1]
+
+    def token_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
+        return losses.token_logp(self.response_logits(model, batch), batch.input_ids[:, batch.prompt_width:],
+                                 temperature=self.config.temperature)
+
+    @torch.no_grad()
+    def no_grad_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
+        parts = []
+        for index in self.chunks(len(batch), self.config.micro_batch_size):
+            mb = batch.select(index)
+            parts.append(self.token_logp(model, mb))
+            self.counters["forward_tokens"] += mb.num_tokens
+        return torch.cat(parts)
+
+    @staticmethod
+    def chunks(n: int, size: int) -> list[torch.Tensor]:
+        return [torch.arange(s, min(s + size, n)) for s in range(0, n, size)]
+
+    def training_step(self, examples: list, batch_idx: int):
+        self.timings = {}
+        with self.phase("generate"):
+            prompt_ids = self.encode_fn(examples)
+            rollout = self.engine.generate(prompt_ids, self.sampling_params())
+        with self.phase("reward"):
+            expanded = [ex for ex in examples for _ in range(self.samples_per_prompt)]
+            rewards = self.reward_fn(rollout.texts, expanded)
+        batch = build_batch(rollout, rewards, self.tokenizer.pad_token_id, self.samples_per_prompt, self.device)
+        self.counters["samples"] += len(rollout)
+        self.counters["prompt_tokens"] += rollout.prompt_tokens
+        self.counters["generated_tokens"] += rollout.generated_tokens
+        if self.needs_ref_logp:
+            with self.phase("reference"):
+                batch.ref_logp = self.no_grad_logp(self.reference, batch)
+        if self.needs_old_logp:
+            with self.phase("old_logp"):
+                batch.old_logp = self.no_grad_logp(self.policy, batch)
+        self.prepare(batch, examples)
+        batch.advantages = self.advantages(batch)
+        with self.phase("update"):
+            stats = self.update(batch)
+        with self.phase("weight_sync"):
+            self.engine.load_weights(self.policy)
+        self.rl_step += 1
+        self.step_metrics = self.collect_metrics(batch, rollout, stats)
+        self.log("reward", self.step_metrics["train/reward_mean"], prog_bar=True, logger=False, batch_size=len(batch))
+
+    def update(self, batch: RLBatch) -> dict:
+        """Epochs x mini-batches optimizer steps; each mini-batch accumulated over micro-batches."""
+        optimizer = self.optimizers()
+        optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
+        generator = torch.Generator().manual_seed(self.seed * 7919 + self.rl_step)
+        sums: dict[str, float] = {}
+        count = 0
+        for _ in range(self.config.epochs):
+            order = torch.randperm(len(batch), generator=generator) if self.config.mini_batches > 1 else torch.arange(len(batch))
+            for mini_index in order.chunk(self.config.mini_batches):
+                mini = batch.select(mini_index)
+                denominators = {"num_tokens": float(mini.response_mask.sum().clamp(min=1)),
+                                "num_seqs": float(len(mini)), "max_len": float(mini.response_width)}
+                for micro_index in self.chunks(len(mini), self.config.micro_batch_size):
+                    micro = mini.select(micro_index)
+                    logits = self.response_logits(self.policy, micro)
+                    logp = losses.token_logp(logits, micro.input_ids[:, micro.prompt_width:], self.config.temperature)
+                    if micro.old_logp is None:
+                        micro.old_logp = logp.detach()
+                    loss, micro_stats = self.loss(micro, logp, denominators)
+                    self.manual_backward(loss)
+                    self.counters["train_tokens"] += micro.num_tokens
+                    with torch.no_grad():
+                        entropy = losses.entropy_from_logits(logits.detach() / self.config.temperature)
+                        micro_stats["entropy"] = float((entropy * micro.response_mask).sum() / denominators["num_tokens"])
+                    micro_stats["loss"] = float(loss.detach())
+                    for key, value in micro_stats.items():
+                        sums[key] = sums.get(key, 0.0) + float(value)
+                    self.after_backward(micro)
+                if self.config.max_grad_norm > 0:
+                    self.clip_gradients(optimizer, gradient_clip_val=self.config.max_grad_norm, gradient_clip_algorithm="norm")
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                self.after_optimizer_step()
+                count += 1
+        # Micro-batch stats are additive parts of their mini-batch's value: average over mini-batches.
+        return {key: value / count for key, value in sums.items()}
+
+    def after_backward(self, micro: RLBatch) -> None:
+        """Hook for a second model's backward (PPO's critic)."""
+
+    def after_optimizer_step(self) -> None:
+        """Hook for a second optimizer step (PPO's critic)."""
+
+    def collect_metrics(self, batch: RLBatch, rollout, stats: dict) -> dict:
+        mask = batch.response_mask
+        metrics = {f"train/{key}": value for key, value in stats.items()}
+        metrics["train/reward_mean"] = float(batch.rewards.mean())
+        metrics["train/response_length"] = float(mask.sum(-1).mean())
+        if batch.ref_logp is not None and "train/kl_ref" not in metrics:
+            logp = batch.old_logp if batch.old_logp is not None else batch.sample_logp
+            kl = losses.kl_penalty(logp, batch.ref_logp, "k3")
+            metrics["train/kl_ref"] = float((kl * mask).sum() / mask.sum().clamp(min=1))
+        for name, seconds in self.timings.items():
+            metrics[f"timing_s/{name}"] = seconds
+        step_seconds = sum(self.timings.values())
+        metrics["perf/tokens_per_s"] = rollout.generated_tokens / max(self.timings.get("generate", 0.0), 1e-9)
+        metrics["timing_s/step"] = step_seconds
+        for key, value in metrics.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                metrics[key] = float("nan")
+        return metrics

@@ -1,0 +1,93 @@
+"""A rollout as padded tensors, laid out once: left-padded prompts, right-padded responses.
+
+With every prompt left-padded to the same width P, response token t of every row sits at column
+P + t, so per-token log-probs of the responses are one slice of the logits: no per-row offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+from algorithms.rollout import Rollout
+
+
+@dataclass
+class RLBatch:
+    """Shapes: N samples, P prompt width, T response width.
+
+    input_ids, attention_mask, position_ids: [N, P+T]; response_mask: [N, T];
+    rewards: [N] (verified score, before any KL shaping); sample_logp: [N, T] from the engine.
+    Filled in by the algorithm as it needs them: old_logp, ref_logp, values ([N, T]),
+    advantages ([N, T]), returns ([N, T]), offline_values ([N]).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    response_mask: torch.Tensor
+    rewards: torch.Tensor
+    sample_logp: torch.Tensor
+    prompt_width: int
+    prompt_index: torch.Tensor  # [N] which prompt of the step each sample answers
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+    offline_values: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def response_width(self) -> int:
+        return self.response_mask.shape[1]
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    def select(self, index: torch.Tensor) -> "RLBatch":
+        """Rows `index` of every per-sample tensor (for mini- and micro-batches)."""
+        picked = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == len(self):
+                picked[f.name] = value[index]
+        return replace(self, **picked)
+
+
+def build_batch(rollout: Rollout, rewards: list[float], pad_id: int, samples_per_prompt: int,
+                device: torch.device | str = "cpu") -> RLBatch:
+    n = len(rollout)
+    prompt_width = max(len(p) for p in rollout.prompt_ids)
+    response_width = max(1, max(len(c) for c in rollout.completion_ids))
+    width = prompt_width + response_width
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    response_mask = torch.zeros((n, response_width), dtype=torch.float32)
+    sample_logp = torch.zeros((n, response_width), dtype=torch.float32)
+    for i, (prompt, completion, logp) in enumerate(zip(rollout.prompt_ids, rollout.completion_ids, rollout.logprobs)):
+        start = prompt_width - len(prompt)
+        input_ids[i, start:prompt_width] = torch.tensor(prompt, dtype=torch.long)
+        attention[i, start:prompt_width] = 1
+        if completion:
+            end = prompt_width + len(completion)
+            input_ids[i, prompt_width:end] = torch.tensor(completion, dtype=torch.long)
+            attention[i, prompt_width:end] = 1
+            response_mask[i, : len(completion)] = 1.0
+            sample_logp[i, : len(logp)] = torch.tensor(logp, dtype=torch.float32)
+    # Positions count real tokens only, so left padding does not shift them.
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return RLBatch(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=position_ids.to(device),
+        response_mask=response_mask.to(device),
+        rewards=torch.tensor(rewards, dtype=torch.float32, device=device),
+        sample_logp=sample_logp.to(device),
+        prompt_width=prompt_width,
+        prompt_index=torch.arange(n, device=device) // samples_per_prompt,
+    )

@@ -1,0 +1,109 @@
+"""PPO with a learned critic and GAE, as in verl and TRL.
+
+- Schulman et al., "Proximal Policy Optimization Algorithms", arXiv 1707.06347.
+- Schulman et al., "High-Dimensional Continuous Control Using Generalized Advantage
+  Estimation", arXiv 1506.02438.
+- Token-level KL-shaped rewards and the clipped value loss follow Ouyang et al. (InstructGPT),
+  arXiv 2203.02155, and verl's ``compute_gae_advantage_return`` / ``compute_value_loss``.
+
+The policy loss is :func:`algorithms.losses.clipped_surrogate` on advantages whitened with
+:func:`algorithms.losses.masked_whiten`; :func:`gae` itself returns raw advantages.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from algorithms.losses import aggregate, kl_penalty
+
+
+def token_rewards(score: Tensor, old_logp: Tensor, ref_logp: Tensor, mask: Tensor,
+                  beta_kl: float) -> Tensor:
+    """Per-token rewards: ``-beta_kl * k1(old, ref)`` at every valid token, plus the verified
+    score at the last valid token of each row.
+
+    Args:
+        score: ``[B]`` sequence-level verified reward.
+        old_logp: ``[B, T]`` log-probs of the sampling policy.
+        ref_logp: ``[B, T]`` log-probs of the reference policy.
+        mask: ``[B, T]``.
+        beta_kl: in-reward KL coefficient.
+
+    Returns:
+        ``[B, T]``, 0 at masked positions; a row without valid tokens is all 0.
+    """
+    valid = mask.bool()
+    rewards = (-beta_kl * kl_penalty(old_logp, ref_logp, "k1")).masked_fill(~valid, 0.0)
+    positions = torch.arange(valid.shape[-1], device=valid.device)
+    last = (positions * valid).argmax(dim=-1)  # index of the last valid token
+    has_token = valid.any(dim=-1)
+    bonus = torch.where(has_token, score.to(rewards.dtype), torch.zeros_like(rewards[:, 0]))
+    return rewards.scatter_add(-1, last.unsqueeze(-1), bonus.unsqueeze(-1))
+
+
+def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0,
+        lam: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation over response tokens.
+
+    ``delta_t = r_t + gamma * V_{t+1} - V_t`` with ``V = 0`` past the last valid token,
+    ``A_t = delta_t + gamma * lam * A_{t+1}``, returns ``R_t = A_t + V_t``.
+
+    Masks are expected to be right-padded (each row's valid tokens a prefix). A masked position
+    inside a row is skipped as in verl: its reward and value are ignored and the recursion
+    carries ``V_{t+1}`` and ``A_{t+1}`` across it, as if the row had been compacted.
+
+    Args:
+        rewards: ``[B, T]`` token rewards (see :func:`token_rewards`).
+        values: ``[B, T]`` critic values of the sampling-time critic.
+        mask: ``[B, T]``.
+        gamma: discount.
+        lam: GAE lambda.
+
+    Returns:
+        ``(advantages, returns)``, each ``[B, T]``, 0 where ``mask == 0``; not whitened.
+    """
+    valid = mask.bool()
+    next_value = torch.zeros_like(values[:, 0])
+    next_advantage = torch.zeros_like(values[:, 0])
+    reversed_advantages = []
+    for t in reversed(range(values.shape[-1])):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        advantage = delta + gamma * lam * next_advantage
+        next_value = torch.where(valid[:, t], values[:, t], next_value)
+        next_advantage = torch.where(valid[:, t], advantage, next_advantage)
+        reversed_advantages.append(advantage)
+    advantages = torch.stack(reversed_advantages[::-1], dim=-1).masked_fill(~valid, 0.0)
+    returns = (advantages + values).masked_fill(~valid, 0.0)
+    return advantages, returns
+
+
+def value_loss(
+    values: Tensor,
+    old_values: Tensor,
+    returns: Tensor,
+    mask: Tensor,
+    clip_range: float = 0.5,
+    mode: str = "token-mean",
+    *,
+    num_tokens: float | int | Tensor | None = None,
+    num_seqs: float | int | Tensor | None = None,
+    max_len: float | int | Tensor | None = None,
+) -> Tensor:
+    """Clipped critic loss ``0.5 * agg(max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2))``.
+
+    Args:
+        values: ``[B, T]`` current critic values (with gradient).
+        old_values: ``[B, T]`` critic values at sampling time.
+        returns: ``[B, T]`` GAE returns.
+        mask: ``[B, T]``.
+        clip_range: c.
+        mode, num_tokens, num_seqs, max_len: see :func:`algorithms.losses.aggregate`.
+
+    Returns:
+        0-dim loss tensor.
+    """
+    clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
+    per_token = torch.maximum((values - returns) ** 2, (clipped - returns) ** 2)
+    return 0.5 * aggregate(per_token, mask, mode, num_tokens=num_tokens, num_seqs=num_seqs,
+                           max_len=max_len)

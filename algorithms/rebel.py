@@ -1,0 +1,58 @@
+"""REBEL: reinforcement learning by regressing relative rewards.
+
+Gao et al., "REBEL: Reinforcement Learning via Regressing Relative Rewards", arXiv 2404.16767.
+
+Two responses per prompt. The difference of the two responses' policy log-ratios
+(``log pi_theta / pi_old``) is regressed onto eta times the difference of their rewards; no
+clipping, no critic. The KL to the reference enters the reward at rollout time
+(:func:`kl_shaped_rewards`), without gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def kl_shaped_rewards(score: Tensor, seq_logp_old: Tensor, seq_logp_ref: Tensor,
+                      kl_coef: float) -> Tensor:
+    """``R = score - kl_coef * (seq_logp_old - seq_logp_ref)``, a sequence-level k1 penalty.
+
+    Args:
+        score: ``[P, 2]`` (any shape) verified rewards.
+        seq_logp_old: same shape, sequence log-probs under the sampling policy.
+        seq_logp_ref: same shape, sequence log-probs under the reference policy.
+        kl_coef: KL coefficient.
+
+    Returns:
+        Same shape as ``score``.
+    """
+    return score - kl_coef * (seq_logp_old - seq_logp_ref)
+
+
+def regression_loss(logp: Tensor, old_logp: Tensor, rewards: Tensor, eta: float = 1.0,
+                    num_prompts: float | int | Tensor | None = None) -> Tensor:
+    """REBEL square loss.
+
+    ``sum_p ((logp[p,0] - old[p,0]) - (logp[p,1] - old[p,1]) - eta * (R[p,0] - R[p,1]))^2 /
+    num_prompts``.
+
+    Args:
+        logp: ``[P, 2]`` sequence log-probs of the two responses under the current policy.
+        old_logp: ``[P, 2]`` the same under the sampling policy.
+        rewards: ``[P, 2]`` (KL-shaped) rewards.
+        eta: reward scale (the inverse of the paper's step size).
+        num_prompts: global number of prompts when ``P`` is a micro-batch (default ``P``), so
+            that micro-batch losses sum to the full-batch loss.
+
+    Returns:
+        0-dim loss tensor.
+    """
+    for name, tensor in (("logp", logp), ("old_logp", old_logp), ("rewards", rewards)):
+        if tensor.dim() != 2 or tensor.shape[-1] != 2:
+            raise ValueError(f"{name} must have shape [P, 2], got {tuple(tensor.shape)}")
+    log_ratio = logp - old_logp
+    residual = (log_ratio[:, 0] - log_ratio[:, 1]) - eta * (rewards[:, 0] - rewards[:, 1])
+    count = logp.shape[0] if num_prompts is None else num_prompts
+    count = torch.as_tensor(count, dtype=logp.dtype, device=logp.device).clamp_min(1.0)
+    return (residual * residual).sum() / count

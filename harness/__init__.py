@@ -1,0 +1,1 @@
+"""The harness: config, engines, Lightning/MLflow wiring, budgets and the rlvr-bench CLI."""

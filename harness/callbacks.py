@@ -1,0 +1,118 @@
+"""Lightning callbacks: telemetry and budget counters, the step/budget stop, evaluation.
+
+Metrics go to the Lightning logger (MLflow) with step = RL step, and into `history`, which the
+run's JSON file keeps, so nothing depends on the tracking server staying up.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+import lightning as L
+import torch
+
+from harness.budget import Budget, budget_metrics
+from harness.evaluate import evaluate
+
+
+def memory_metrics() -> dict:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 2**30
+    metrics = {"perf/max_rss_gb": rss}
+    if torch.cuda.is_available():
+        metrics["perf/max_memory_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        metrics["perf/max_memory_reserved_gb"] = torch.cuda.max_memory_reserved() / 2**30
+        metrics["perf/peak_memory_gb"] = metrics["perf/max_memory_allocated_gb"]
+    else:
+        metrics["perf/peak_memory_gb"] = rss
+    return metrics
+
+
+class RunRecorder:
+    """Shared state of one run: the metric history and the cumulative counters."""
+
+    def __init__(self, logger, parameters: int, offline_seconds: float = 0.0):
+        self.logger = logger
+        self.parameters = parameters
+        self.offline_seconds = offline_seconds
+        self.history: list[dict] = []
+        self.eval_curve: list[dict] = []
+        self.latest: dict = {}
+        self.train_seconds = 0.0
+        self.started = time.perf_counter()
+        self.logger_errors = 0
+
+    def budget(self, module) -> dict:
+        critic = getattr(module, "critic_parameters", 0)
+        return budget_metrics(module.counters, self.parameters, self.train_seconds + self.offline_seconds, critic)
+
+    def log(self, metrics: dict, step: int) -> None:
+        self.latest.update(metrics)
+        self.history.append({"step": step, **metrics})
+        if self.logger is None:
+            return
+        try:
+            self.logger.log_metrics(metrics, step=step)
+        except Exception as err:  # a tracking server that went away must not stop training
+            self.logger_errors += 1
+            if self.logger_errors == 1:
+                print(f"warning: logging to the tracking server failed ({err}); metrics are kept in the run's JSON",
+                      file=sys.stderr)
+
+
+class TelemetryCallback(L.Callback):
+    def __init__(self, recorder: RunRecorder):
+        self.recorder = recorder
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        rec = self.recorder
+        rec.train_seconds += module.step_metrics.get("timing_s/step", 0.0)
+        metrics = dict(module.step_metrics)
+        metrics.update(rec.budget(module))
+        metrics.update(memory_metrics())
+        metrics["time/wall_s"] = time.perf_counter() - rec.started
+        rec.log(metrics, module.rl_step)
+
+
+class StopCallback(L.Callback):
+    """Stops at `max_steps` RL steps or when the budget is spent, whichever comes first."""
+
+    def __init__(self, recorder: RunRecorder, max_steps: int, budget: Budget | None):
+        self.recorder, self.max_steps, self.budget = recorder, max_steps, budget
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        spent = self.budget is not None and self.recorder.latest.get(self.budget.metric(), 0.0) >= self.budget.limit
+        if module.rl_step >= self.max_steps or spent:
+            trainer.should_stop = True
+
+
+class EvalCallback(L.Callback):
+    """pass@1 on the held-out set before training, every `every` steps, and at the end."""
+
+    def __init__(self, recorder: RunRecorder, task, examples, encode_fn, every: int = 0, **eval_kwargs):
+        self.recorder, self.task, self.examples, self.encode_fn = recorder, task, examples, encode_fn
+        self.every, self.eval_kwargs = every, eval_kwargs
+        self.last_step = -1
+
+    def run(self, module) -> dict:
+        started = time.perf_counter()
+        metrics = evaluate(module.engine, self.task, self.examples, self.encode_fn, **self.eval_kwargs)
+        metrics["timing_s/eval"] = time.perf_counter() - started
+        budget = self.recorder.budget(module)
+        self.recorder.eval_curve.append({"step": module.rl_step, **metrics, **budget})
+        self.recorder.log({**metrics, **budget}, module.rl_step)
+        self.last_step = module.rl_step
+        return metrics
+
+    def on_train_start(self, trainer, module):
+        self.run(module)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.every and module.rl_step % self.every == 0:
+            self.run(module)
+
+    def on_train_end(self, trainer, module):
+        if self.last_step != module.rl_step:
+            self.run(module)

@@ -1,0 +1,117 @@
+"""`rlvr-bench`: pretrain | train | compare."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+
+def _algo_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)  # numbers, booleans and strings as YAML reads them
+    return out
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="experiment preset name (see harness/presets) or a YAML path")
+    p.add_argument("--task", help="task name (tasks.names())")
+    p.add_argument("--model", help="tiny | smollm2-135m | local HF folder | hub id")
+    p.add_argument("--engine", choices=["hf", "vllm"], help="rollout engine")
+    p.add_argument("--data-dir", dest="data_dir", help="local benchmark data folder (else $RLVR_DATA_DIR, else the hub)")
+    p.add_argument("--steps", dest="max_steps", type=int, help="RL steps")
+    p.add_argument("--prompts-per-step", dest="prompts_per_step", type=int)
+    p.add_argument("--eval-limit", dest="eval_limit", type=int, help="held-out prompts evaluated")
+    p.add_argument("--eval-every", dest="eval_every", type=int, help="evaluate every N steps (0: before/after only)")
+    p.add_argument("--budget", help="KIND=LIMIT with KIND samples|tokens|flops|seconds")
+    p.add_argument("--experiment", help="MLflow experiment name")
+    p.add_argument("--output-dir", dest="output_dir", help="folder for results/<experiment>/runs and the default MLflow store")
+    p.add_argument("--tracking-uri", dest="tracking_uri", help="MLflow tracking URI (default: SQLite under the output folder)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--set", dest="algo", action="append", metavar="KEY=VALUE",
+                   help="override an algorithm hyperparameter, e.g. --set lr=2e-4 (repeatable)")
+
+
+def _run_overrides(args, keys) -> dict:
+    values = {k: getattr(args, k, None) for k in keys}
+    values["algo"] = _algo_overrides(args.algo)
+    return values
+
+
+RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "eval_limit", "eval_every",
+            "budget", "experiment", "output_dir", "tracking_uri", "threads")
+
+
+def cmd_pretrain(args) -> int:
+    from harness.tiny_model import pretrain_and_report
+
+    pretrain_and_report(force=args.force, eval_limit=args.eval_limit)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from harness.config import load_run_config
+    from harness.train import run_training
+
+    overrides = _run_overrides(args, RUN_KEYS)
+    overrides.update(algorithm=args.algorithm, seed=args.seed)
+    run = load_run_config(args.preset, overrides)
+    record = run_training(run)
+    s = record["summary"]
+    print(f"{run.algorithm} seed {run.seed}: held-out accuracy {s['accuracy_before']:.3f} -> "
+          f"{s['accuracy_after']:.3f} in {s['steps']} steps, {s['wall_s']:.0f}s")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from harness.compare import run_comparison
+
+    overrides = _run_overrides(args, RUN_KEYS)
+    run_comparison(args.preset or "default", overrides, algorithms=args.algorithms, seeds=args.seeds)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlvr-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="build and cache the tiny warm-start policy; print its pass@1")
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.add_argument("--eval-limit", type=int, default=500)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("train", help="train one algorithm with one seed; evaluate before and after")
+    p.add_argument("--algorithm", default="grpo", help="algorithms.names()")
+    p.add_argument("--seed", type=int, default=0)
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare", help="algorithms x seeds on one task, model and budget (default: the embedded experiment)")
+    p.add_argument("--algorithms", nargs="+", help="subset of algorithms (default: the preset's)")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"rlvr-bench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        if type(err).__name__ == "TrackingUnreachable":
+            print(f"rlvr-bench {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

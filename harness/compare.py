@@ -1,0 +1,63 @@
+"""`rlvr-bench compare`: a grid of algorithms x seeds on one task, model and budget."""
+
+from __future__ import annotations
+
+import statistics
+
+from harness.config import load_run_config, preset_path, read_yaml
+from harness.records import read_run, run_path
+
+
+def grid(preset: str, algorithms: list[str] | None, seeds: list[int] | None) -> tuple[list[str], list[int]]:
+    import algorithms as algorithm_registry
+
+    spec = read_yaml(preset_path(preset)).get("compare", {})
+    algos = algorithms or spec.get("algorithms") or algorithm_registry.names()
+    for name in algos:
+        algorithm_registry.get(name)  # unknown names fail before any run starts
+    return list(algos), list(seeds or spec.get("seeds") or [0, 1])
+
+
+def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = None,
+                   seeds: list[int] | None = None, log=print) -> list[dict]:
+    from harness.train import run_training
+
+    algos, seed_list = grid(preset, algorithms, seeds)
+    records = []
+    for algorithm in algos:
+        for seed in seed_list:
+            run = load_run_config(preset, {**overrides, "algorithm": algorithm, "seed": seed})
+            path = run_path(run.output_dir, run.experiment, algorithm, seed)
+            if path.exists():
+                log(f"compare: {algorithm} seed {seed} already finished ({path}); skipped")
+                records.append(read_run(path))
+                continue
+            log(f"compare: {algorithm} seed {seed} ...")
+            records.append(run_training(run, log=log, progress=False))
+    log(summary_table(records))
+    return records
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def summary_table(records: list[dict]) -> str:
+    by_algo: dict[str, list[dict]] = {}
+    for r in records:
+        by_algo.setdefault(r["algorithm"], []).append(r)
+    header = "| algorithm | seeds | accuracy before | accuracy after | wall s | peak memory GB | samples | FLOPs |"
+    lines = [header, "|" + "---|" * 8]
+    for algo, runs in sorted(by_algo.items()):
+        final = [r["final_metrics"] for r in runs]
+        lines.append("| {} | {} | {} | {} | {:.0f} | {:.2f} | {:.0f} | {:.3g} |".format(
+            algo, len(runs),
+            _mean_sd([r["summary"]["accuracy_before"] for r in runs]),
+            _mean_sd([r["summary"]["accuracy_after"] for r in runs]),
+            statistics.mean(r["summary"]["wall_s"] for r in runs),
+            max(f["perf/peak_memory_gb"] for f in final),
+            statistics.mean(f["budget/samples"] for f in final),
+            statistics.mean(f["budget/flops"] for f in final)))
+    return "\n".join(lines)

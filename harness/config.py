@@ -1,0 +1,146 @@
+"""Typed run configuration and the YAML presets shipped inside the package.
+
+Resolution order, later wins: dataclass defaults < the algorithm's preset
+(`presets/algorithms/<name>.yaml`) < the experiment preset (`presets/<name>.yaml`) < flags.
+Unknown keys and wrong types are errors that name the file and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass
+class RunConfig:
+    """One training run: (algorithm, seed) on a task and model."""
+
+    algorithm: str = "grpo"
+    task: str = "arithmetic"
+    model: str = "tiny"
+    """`tiny`, `smollm2-135m`, a local Hugging Face folder or a hub id."""
+    engine: str = "hf"
+    prompt_style: str = "plain"
+    seed: int = 0
+    data_dir: str | None = None
+    max_steps: int = 40
+    """RL steps (one rollout batch each); a budget may stop the run earlier."""
+    prompts_per_step: int = 16
+    train_limit: int | None = None
+    eval_limit: int = 200
+    eval_samples: int = 1
+    """Samples per held-out prompt; pass@1 is their mean."""
+    eval_temperature: float = 1.0
+    eval_max_new_tokens: int | None = None
+    """Defaults to the algorithm's max_new_tokens."""
+    eval_every: int = 0
+    """Evaluate every this many steps (0: only before and after training)."""
+    budget: str | None = None
+    """`samples=N`, `tokens=N`, `flops=N` or `seconds=N`."""
+    experiment: str = "rlvr-bench"
+    output_dir: str = "results"
+    tracking_uri: str | None = None
+    """MLflow tracking URI; default a SQLite store under output_dir."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+    algo: dict = field(default_factory=dict)
+    """Overrides of the algorithm's hyperparameters (its config class validates them)."""
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.prompts_per_step < 1 or self.eval_limit < 1 or self.eval_samples < 1:
+            raise ValueError("max_steps, prompts_per_step, eval_limit and eval_samples must be >= 1")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+
+    def tracking(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        out = Path(self.output_dir).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{out / 'mlflow.db'}"
+
+
+def _check_type(value: Any, annotation: str, where: str) -> Any:
+    """Light type check for YAML and flag values; ints are accepted where floats are expected."""
+    expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
+    base = annotation.replace(" | None", "")
+    if value is None and "None" in annotation:
+        return value
+    kind = expected.get(base)
+    if kind is None:
+        return value
+    if isinstance(value, bool) and base != "bool":
+        raise ValueError(f"{where}: expected {base}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ValueError(f"{where}: expected {base}, got {type(value).__name__} {value!r}")
+    return float(value) if base == "float" else value
+
+
+def typed_values(cls, values: dict, where: str) -> dict:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    return {k: _check_type(v, str(known[k].type), f"{where}: field {k!r}") for k, v in values.items()}
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def preset_path(name: str) -> Path:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = PRESET_DIR / f"{name}.yaml"
+    if not candidate.exists():
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(preset_names())} (or a path to a .yaml file)")
+    return candidate
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_run_config(preset: str | None = None, overrides: dict | None = None) -> RunConfig:
+    values: dict = {}
+    if preset:
+        path = preset_path(preset)
+        raw = read_yaml(path)
+        raw.pop("compare", None)  # the comparison grid, read by `compare`
+        values.update(typed_values(RunConfig, raw, str(path)))
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    algo = {**values.get("algo", {}), **overrides.pop("algo", {})}
+    values.update(typed_values(RunConfig, overrides, "command line"))
+    values["algo"] = algo
+    return RunConfig(**values)
+
+
+def algorithm_config(run: RunConfig):
+    """The algorithm's typed config: its preset, then the run's `algo` overrides."""
+    import algorithms
+
+    cls = algorithms.get(run.algorithm).config_class
+    path = PRESET_DIR / "algorithms" / f"{run.algorithm}.yaml"
+    values = typed_values(cls, read_yaml(path), str(path)) if path.exists() else {}
+    values.update(typed_values(cls, run.algo, "algo overrides"))
+    return cls(**values)
+
+
+def as_params(run: RunConfig, algo_config) -> dict:
+    """Flat params for MLflow: the whole resolved config."""
+    params = {k: v for k, v in dataclasses.asdict(run).items() if k != "algo"}
+    params.update({f"algo.{k}": v for k, v in dataclasses.asdict(algo_config).items()})
+    return params

@@ -1,0 +1,78 @@
+"""Rollouts through Hugging Face `generate`: the reference engine the vLLM one is checked against.
+
+It samples from the very module being trained, so `load_weights` has nothing to copy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from algorithms.rollout import Rollout, SamplingParams
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row):] = 1
+    return ids, mask
+
+
+class HFEngine:
+    def __init__(self, model, tokenizer, max_batch: int = 256):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch = max_batch
+
+    def load_weights(self, model) -> None:
+        self.model = model
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> Rollout:
+        rows = [p for p in prompt_ids for _ in range(params.n)]
+        # Seeding the global generator right before sampling makes rollouts a function of
+        # (seed, weights, prompts) alone, whatever ran before (evaluation, other phases).
+        torch.manual_seed(params.seed)
+        was_training = self.model.training
+        self.model.eval()
+        out = Rollout([], [], [], [])
+        try:
+            for start in range(0, len(rows), self.max_batch):
+                self._generate_chunk(rows[start:start + self.max_batch], params, out)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _generate_chunk(self, rows, params: SamplingParams, out: Rollout) -> None:
+        tok = self.tokenizer
+        device = next(self.model.parameters()).device
+        ids, mask = left_pad(rows, tok.pad_token_id)
+        greedy = params.temperature <= 0
+        generated = self.model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            do_sample=not greedy,
+            temperature=None if greedy else params.temperature,
+            top_p=None if greedy else params.top_p,
+            top_k=None,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
+        new = generated.sequences[:, ids.shape[1]:]
+        # scores are the processed logits the sampler drew from (temperature, top-p applied).
+        logprobs = torch.stack(generated.scores, dim=1).float().log_softmax(-1)
+        token_logp = logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        for i, prompt in enumerate(rows):
+            seq = new[i].tolist()
+            length = seq.index(tok.eos_token_id) + 1 if tok.eos_token_id in seq else len(seq)
+            completion = seq[:length]
+            out.prompt_ids.append(prompt)
+            out.completion_ids.append(completion)
+            out.logprobs.append(token_logp[i, :length].tolist())
+            out.texts.append(tok.decode(completion, skip_special_tokens=True))

@@ -1,0 +1,36 @@
+"""Model names to local folders, and loading a policy for training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def resolve_model(name: str, log=print) -> str:
+    """`tiny` -> the cached warm start (built on first use); a local folder -> itself; else a hub id."""
+    if name == "tiny":
+        from harness.tiny_model import ensure_tiny
+
+        return str(ensure_tiny(log=log))
+    if name == "smollm2-135m":
+        raise ValueError("--model smollm2-135m: not available yet (the benchmarks issue adds it); use --model tiny")
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ValueError(f"--model {name}: {path} has no config.json; expected a Hugging Face model folder")
+        return str(path)
+    if name.startswith((".", "/", "~")):
+        raise ValueError(f"--model {name}: no such folder")
+    return name  # a hub id: users with network access get it from the Hugging Face hub
+
+
+def load_policy(path: str, dtype=None):
+    """(tokenizer, model) ready for training on this process's device."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer, model

@@ -1,0 +1,197 @@
+"""The tiny policy: a ~1M-parameter Llama with a character tokenizer, warm-started on `arithmetic`.
+
+RL needs a policy that is right part of the time. This module builds one from scratch on a CPU
+in a few minutes (supervised training on worked solutions), saves it as an ordinary Hugging Face
+folder (`AutoTokenizer` / `AutoModelForCausalLM` load it, and so does vLLM), and caches it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import string
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from harness.paths import cache_dir
+from harness.prompts import PLAIN_TEMPLATE
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+# Printable ASCII plus newline: everything the arithmetic task writes.
+CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """Architecture and warm-start recipe; its hash names the cache folder."""
+
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate_size: int = 384
+    max_positions: int = 256
+    train_examples: int = 20000
+    steps: int = 900
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+    version: int = 1
+
+    def key(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return f"tiny-arithmetic-v{self.version}-{digest}"
+
+
+def build_tokenizer():
+    """A character-level tokenizer saved as a normal `tokenizer.json`."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(SPECIALS + CHARS)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def build_model(spec: TinySpec, vocab_size: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=SPECIALS.index("<pad>"),
+        bos_token_id=SPECIALS.index("<s>"),
+        eos_token_id=SPECIALS.index("</s>"),
+    )
+    torch.manual_seed(spec.seed)
+    return LlamaForCausalLM(config)
+
+
+def _sft_batch(tokenizer, examples, device="cpu"):
+    """Right-padded prompt+solution+EOS with a loss mask on the solution tokens only."""
+    rows, masks = [], []
+    for ex in examples:
+        prompt_ids = tokenizer(PLAIN_TEMPLATE.format(prompt=ex.prompt), add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(ex.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append(prompt_ids + answer_ids)
+        masks.append([0] * len(prompt_ids) + [1] * len(answer_ids))
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    loss_mask = torch.zeros((len(rows), width), dtype=torch.float32)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (r, m) in enumerate(zip(rows, masks)):
+        ids[i, : len(r)] = torch.tensor(r)
+        loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.float32)
+        attention[i, : len(r)] = 1
+    return ids.to(device), attention.to(device), loss_mask.to(device)
+
+
+def pretrain(spec: TinySpec, out_dir: Path, log=print) -> dict:
+    """Supervised warm start on arithmetic worked solutions; saves an HF folder to `out_dir`."""
+    import tasks
+
+    task = tasks.get("arithmetic")
+    train = task.load("train", limit=spec.train_examples)
+    tokenizer = build_tokenizer()
+    model = build_model(spec, len(tokenizer))
+    params = sum(p.numel() for p in model.parameters())
+    log(f"pretrain: {params / 1e6:.2f}M parameters, {spec.steps} steps of {spec.batch_size} examples")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(1, spec.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, spec.steps - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    rng = random.Random(spec.seed)
+    model.train()
+    started = time.perf_counter()
+    for step in range(spec.steps):
+        batch = rng.sample(train, spec.batch_size)
+        ids, attention, loss_mask = _sft_batch(tokenizer, batch)
+        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+        token_loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
+        ).view_as(loss_mask[:, 1:])
+        loss = (token_loss * loss_mask[:, 1:]).sum() / loss_mask[:, 1:].sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        if step % 100 == 0 or step == spec.steps - 1:
+            log(f"pretrain: step {step:4d}  loss {loss.item():.4f}  {time.perf_counter() - started:.0f}s")
+    model.eval()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    info = {"spec": asdict(spec), "parameters": params, "train_seconds": time.perf_counter() - started}
+    (tmp / "rlvr_pretrain.json").write_text(json.dumps(info, indent=2))
+    tmp.rename(out_dir)  # atomic: a half-written folder is never taken for a finished one
+    return info
+
+
+def ensure_tiny(spec: TinySpec | None = None, log=print) -> Path:
+    """The cached warm-start folder, built on first use."""
+    spec = spec or TinySpec()
+    out_dir = cache_dir() / "models" / spec.key()
+    if (out_dir / "rlvr_pretrain.json").exists():
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    log(f"pretrain: no cached warm start at {out_dir}; building it (a few CPU minutes, once)")
+    pretrain(spec, out_dir, log=log)
+    return out_dir
+
+
+def warm_start_accuracy(model_dir: Path, eval_limit: int = 500, seed: int = 0) -> dict:
+    """pass@1 of the warm start on the arithmetic test split: sampled (T=1) and greedy."""
+    import tasks
+    from harness.engines.hf import HFEngine
+    from harness.evaluate import evaluate
+    from harness.models import load_policy
+    from harness.prompts import encode_prompts
+
+    tokenizer, model = load_policy(str(model_dir))
+    task = tasks.get("arithmetic")
+    examples = task.load("test", limit=eval_limit)
+    engine = HFEngine(model, tokenizer)
+
+    def encode(exs):
+        return encode_prompts(tokenizer, [ex.prompt for ex in exs], "plain")
+
+    sampled = evaluate(engine, task, examples, encode, samples=1, temperature=1.0, max_new_tokens=48, seed=seed)
+    greedy = evaluate(engine, task, examples, encode, samples=1, temperature=0.0, max_new_tokens=48, seed=seed)
+    return {"sampled_t1": sampled["eval/accuracy"], "greedy": greedy["eval/accuracy"]}
+
+
+def pretrain_and_report(force: bool = False, eval_limit: int = 500, spec: TinySpec | None = None) -> Path:
+    spec = spec or TinySpec()
+    out_dir = cache_dir() / "models" / spec.key()
+    if force and out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    path = ensure_tiny(spec)
+    acc = warm_start_accuracy(path, eval_limit)
+    print(f"warm start: {path}")
+    print(f"warm start pass@1 on {eval_limit} arithmetic test problems: "
+          f"{acc['sampled_t1']:.3f} sampled at T=1, {acc['greedy']:.3f} greedy")
+    return path

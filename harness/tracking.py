@@ -1,0 +1,22 @@
+"""MLflow tracking URIs: fail fast, with the URI in the message, when a server is unreachable."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+
+class TrackingUnreachable(RuntimeError):
+    pass
+
+
+def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
+    if not uri.startswith(("http://", "https://")):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            if response.status >= 500:
+                raise TrackingUnreachable(f"--tracking-uri {uri}: the server answered HTTP {response.status}")
+    except (urllib.error.URLError, OSError) as err:
+        raise TrackingUnreachable(f"--tracking-uri {uri}: MLflow tracking server unreachable ({err})") from None

@@ -1,0 +1,114 @@
+"""One training run: (algorithm, seed) on a task and model, logged to MLflow and a JSON file."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import torch
+
+from harness.budget import Budget
+from harness.config import RunConfig, algorithm_config, as_params
+from harness.prompts import PROMPT_VERSION, encode_prompts
+
+
+def quiet_lightning() -> None:
+    # Lightning's tips (num_workers, litlogger, ...) are noise for this CPU loop.
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*TPU available.*")
+
+
+def make_logger(run: RunConfig, tags: dict):
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from harness.tracking import check_tracking_uri
+
+    uri = run.tracking()
+    check_tracking_uri(uri)
+    return MLFlowLogger(experiment_name=run.experiment, tracking_uri=uri,
+                        run_name=f"{run.algorithm}-seed{run.seed}", tags=tags)
+
+
+def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
+    """Train, evaluate before and after, log everything; returns the run record (also written as JSON)."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    import algorithms
+    import tasks
+    from harness.callbacks import EvalCallback, RunRecorder, StopCallback, TelemetryCallback
+    from harness.engines import make_engine
+    from harness.environment import environment
+    from harness.models import load_policy, resolve_model
+    from harness.records import run_path, write_json_atomic
+
+    quiet_lightning()
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    algo_cls = algorithms.get(run.algorithm)
+    algo_config = algorithm_config(run)
+    budget = Budget.parse(run.budget) if run.budget else None
+    task = tasks.get(run.task)
+    L.seed_everything(run.seed, workers=True, verbose=False)
+
+    model_path = resolve_model(run.model, log=log)
+    tokenizer, policy = load_policy(model_path)
+    train_examples = task.load("train", data_dir=run.data_dir, limit=run.train_limit)
+    eval_examples = task.load("test", data_dir=run.data_dir, limit=run.eval_limit)
+    engine = make_engine(run.engine, policy, tokenizer)
+
+    def encode_fn(examples):
+        return encode_prompts(tokenizer, [ex.prompt for ex in examples], run.prompt_style)
+
+    def reward_fn(texts, examples):
+        return [v.score for v in task.reward_many(texts, examples)]
+
+    module = algo_cls(policy, tokenizer, engine, reward_fn, encode_fn, algo_config, seed=run.seed)
+    tags = {"algorithm": run.algorithm, "seed": str(run.seed), "task": run.task, "model": run.model,
+            "engine": run.engine, "budget_kind": budget.kind if budget else "steps",
+            "prompt_version": PROMPT_VERSION}
+    logger = make_logger(run, tags)
+    params = as_params(run, algo_config)
+    env = environment()
+    logger.log_hyperparams({**params, "model_path": model_path, "git_commit": env["git_commit"],
+                            **{f"version.{k}": v for k, v in env["versions"].items()}})
+    parameters = sum(p.numel() for p in policy.parameters())
+    recorder = RunRecorder(logger, parameters)
+    eval_callback = EvalCallback(
+        recorder, task, eval_examples, encode_fn, every=run.eval_every, samples=run.eval_samples,
+        temperature=run.eval_temperature, max_new_tokens=run.eval_max_new_tokens or algo_config.max_new_tokens,
+        seed=run.seed + 12345)
+    callbacks = [TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
+    loader = DataLoader(train_examples, batch_size=run.prompts_per_step, shuffle=True, drop_last=True,
+                        collate_fn=list, generator=torch.Generator().manual_seed(run.seed))
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=-1, max_steps=-1, logger=logger,
+                        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=progress, num_sanity_val_steps=0, limit_val_batches=0,
+                        log_every_n_steps=1)
+    started = time.perf_counter()
+    trainer.fit(module, loader)
+    curve = recorder.eval_curve
+    summary = {
+        "accuracy_before": curve[0]["eval/accuracy"],
+        "accuracy_after": curve[-1]["eval/accuracy"],
+        "steps": module.rl_step,
+        "wall_s": time.perf_counter() - started,
+        "parameters": parameters,
+    }
+    final = {k: v for k, v in recorder.latest.items()}
+    record = {
+        "algorithm": run.algorithm, "seed": run.seed, "task": run.task, "model": run.model,
+        "engine": run.engine, "experiment": run.experiment, "budget": run.budget,
+        "config": params, "environment": env, "prompt_version": PROMPT_VERSION,
+        "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
+        "summary": summary, "final_metrics": final, "eval_curve": curve, "history": recorder.history,
+    }
+    write_json_atomic(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
+    try:
+        logger.finalize("success")
+    except Exception as err:
+        log(f"warning: could not close the MLflow run ({err}); the run's JSON has every metric")
+    return record

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh clone: a virtual environment in .venv with everything installed.
+# Idempotent: a second run only checks what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# The CPU build of torch 2.13.0 lies on this machine's disk; elsewhere pip takes it from PyPI.
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[gguf,dev]"
+echo "setup: done ($(python -c 'import torch, transformers, lightning, mlflow; print("torch", torch.__version__, "transformers", transformers.__version__, "lightning", lightning.__version__, "mlflow", mlflow.__version__)'))"

@@ -1,0 +1,1 @@
+"""Optuna sweeps over each algorithm's search space (filled in by the sweeps issue)."""
