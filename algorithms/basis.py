@@ -73,25 +73,38 @@ def _fit(x: Tensor, rewards: Tensor, weights: Tensor, init: tuple[float, float] 
     Minimises, for each row k, ``sum_i w_ki * logloss(r_i, a + b x_i) / sum_i w_ki
     + ridge / 2 * (a^2 + (b - 1)^2)``. A weight of exactly 0 adds exact zeros to every sum, so
     a fit never depends on the rewards it excludes.
+
+    Each Newton step is damped by a vectorised backtracking search: the objective is evaluated
+    at step sizes 1, 1/2, ..., 1/32 and 0 and the best is kept. Pure Newton oscillates and
+    diverges on small, nearly separable folds (common with binary rewards); the search makes
+    every step a descent step, without a data-dependent branch (no GPU sync).
     """
     theta = torch.as_tensor(init, dtype=x.dtype, device=x.device).reshape(1, 2)
     theta = theta.expand(weights.shape[0], 2)
-    target_b = 1.0
+    target = torch.tensor([0.0, 1.0], dtype=x.dtype, device=x.device)
+    step_sizes = torch.tensor([1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.0],
+                              dtype=x.dtype, device=x.device)
     count = weights.sum(-1).clamp_min(1.0)
+    rows = torch.arange(weights.shape[0], device=x.device)
     for _ in range(newton_steps):
         a, b = theta[:, :1], theta[:, 1:]
         p = torch.sigmoid(a + b * x)
         residual = weights * (p - rewards)
         g_a = residual.sum(-1) / count + ridge * a[:, 0]
-        g_b = (residual * x).sum(-1) / count + ridge * (b[:, 0] - target_b)
+        g_b = (residual * x).sum(-1) / count + ridge * (b[:, 0] - 1.0)
         curvature = weights * p * (1.0 - p)
         h_aa = curvature.sum(-1) / count + ridge
         h_ab = (curvature * x).sum(-1) / count
         h_bb = (curvature * x * x).sum(-1) / count + ridge
         det = h_aa * h_bb - h_ab * h_ab
-        step_a = (h_bb * g_a - h_ab * g_b) / det
-        step_b = (h_aa * g_b - h_ab * g_a) / det
-        theta = theta - torch.stack([step_a, step_b], dim=-1)
+        newton = torch.stack([(h_bb * g_a - h_ab * g_b) / det,
+                              (h_aa * g_b - h_ab * g_a) / det], dim=-1)
+        candidates = theta.unsqueeze(1) - step_sizes[:, None] * newton.unsqueeze(1)  # [K, S, 2]
+        z = candidates[..., :1] + candidates[..., 1:] * x  # [K, S, B]
+        log_loss = torch.nn.functional.softplus(z) - rewards * z
+        objective = (weights.unsqueeze(1) * log_loss).sum(-1) / count[:, None]
+        objective = objective + 0.5 * ridge * ((candidates - target) ** 2).sum(-1)
+        theta = candidates[rows, objective.argmin(-1)]
     return theta
 
 

@@ -40,13 +40,13 @@ def group_advantages(rewards: Tensor, group_size: int, scale_by_std: bool = True
             f"group_size {group_size} does not divide the number of rewards {rewards.numel()}"
         )
     groups = rewards.view(-1, group_size)
-    centred = groups - groups.mean(dim=-1, keepdim=True)
-    # Exact zero for constant groups, also when the mean is not exactly representable.
-    constant = (groups == groups[:, :1]).all(dim=-1, keepdim=True)
-    centred = centred.masked_fill(constant, 0.0)
+    advantages = groups - groups.mean(dim=-1, keepdim=True)
     if scale_by_std:
-        centred = centred / (groups.std(dim=-1, keepdim=True) + eps)
-    return centred.reshape(-1)
+        advantages = advantages / (groups.std(dim=-1, keepdim=True) + eps)
+    # Exactly 0 for constant groups, also when their mean is not exactly representable
+    # (0.1 * 8 / 8 != 0.1) and when eps = 0 would give 0 / 0.
+    constant = (groups == groups[:, :1]).all(dim=-1, keepdim=True)
+    return advantages.masked_fill(constant, 0.0).reshape(-1)
 
 
 # --- the LightningModule ------------------------------------------------------------------

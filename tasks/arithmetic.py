@@ -49,34 +49,34 @@ def _change(rng: random.Random, amount: int, gain: bool) -> str:
     return rng.choice(GAIN if gain else LOSS).format(amount)
 
 
-def _one_step(rng: random.Random, name: str, he: str, obj: str, low: int, high: int) -> tuple[str, list[Step]]:
+def _one_step(rng: random.Random, name: str, pronoun: str, obj: str, low: int, high: int) -> tuple[str, list[Step]]:
     """Add or subtract with both numbers in [low, high]."""
     a = rng.randint(max(2, low), high)
     gain = rng.random() < 0.5
     b = rng.randint(1, high) if gain else rng.randint(1, a)
     step = _add(a, b) if gain else _subtract(a, b)
-    question = f"{name} has {a} {obj}. {he.capitalize()} {_change(rng, b, gain)}. How many {obj} does {he} have?"
-    return question, [step]
+    change = _change(rng, b, gain)
+    return f"{name} has {a} {obj}. {pronoun.capitalize()} {change}. How many {obj} does {pronoun} have?", [step]
 
 
-def _level1(rng: random.Random, name: str, he: str, obj: str) -> tuple[str, list[Step]]:
-    return _one_step(rng, name, he, obj, 2, 9)
+def _level1(rng: random.Random, name: str, pronoun: str, obj: str) -> tuple[str, list[Step]]:
+    return _one_step(rng, name, pronoun, obj, 2, 9)
 
 
-def _level2(rng: random.Random, name: str, he: str, obj: str) -> tuple[str, list[Step]]:
+def _level2(rng: random.Random, name: str, pronoun: str, obj: str) -> tuple[str, list[Step]]:
     if rng.random() < 1 / 3:
         groups, each = rng.randint(2, 9), rng.randint(2, 49)
         if rng.random() < 0.5:
-            question = f"{name} has {groups} bags with {each} {obj} each. How many {obj} does {he} have?"
+            question = f"{name} has {groups} bags with {each} {obj} each. How many {obj} does {pronoun} have?"
         else:
-            question = f"{name} buys {groups} boxes of {each} {obj}. How many {obj} does {he} have?"
+            question = f"{name} buys {groups} boxes of {each} {obj}. How many {obj} does {pronoun} have?"
         return question, [_multiply(groups, each)]
-    return _one_step(rng, name, he, obj, 10, 49)
+    return _one_step(rng, name, pronoun, obj, 10, 49)
 
 
-def _level3(rng: random.Random, name: str, he: str, obj: str) -> tuple[str, list[Step]]:
+def _level3(rng: random.Random, name: str, pronoun: str, obj: str) -> tuple[str, list[Step]]:
     kind = rng.randrange(3)
-    ask = f"How many {obj} does {he} have?"
+    ask = f"How many {obj} does {pronoun} have?"
     if kind == 0:  # gain then loss, or loss then gain
         a = rng.randint(2, 19)
         first_gain = rng.random() < 0.5
@@ -85,7 +85,7 @@ def _level3(rng: random.Random, name: str, he: str, obj: str) -> tuple[str, list
         c = rng.randint(1, first[3]) if first_gain else rng.randint(1, 19)
         second = _subtract(first[3], c) if first_gain else _add(first[3], c)
         changes = f"{_change(rng, b, first_gain)} and {_change(rng, c, not first_gain)}"
-        return f"{name} has {a} {obj}. {he.capitalize()} {changes}. {ask}", [first, second]
+        return f"{name} has {a} {obj}. {pronoun.capitalize()} {changes}. {ask}", [first, second]
     if kind == 1:  # groups, then a gain or a loss
         groups, each = rng.randint(2, 9), rng.randint(2, 19)
         first = _multiply(groups, each)
@@ -93,7 +93,8 @@ def _level3(rng: random.Random, name: str, he: str, obj: str) -> tuple[str, list
         c = rng.randint(1, 19) if gain else rng.randint(1, first[3])
         second = _add(first[3], c) if gain else _subtract(first[3], c)
         change = _change(rng, c, gain)
-        return f"{name} has {groups} bags with {each} {obj} each. {he.capitalize()} {change}. {ask}", [first, second]
+        question = f"{name} has {groups} bags with {each} {obj} each. {pronoun.capitalize()} {change}. {ask}"
+        return question, [first, second]
     # a gain or a loss, then "k times as many" for someone else
     other = rng.choice([person for person, _ in PEOPLE if person != name])
     a = rng.randint(2, 19)
@@ -113,9 +114,9 @@ _MAKERS = {1: _level1, 2: _level2, 3: _level3}
 
 def make_problem(rng: random.Random, level: int) -> tuple[str, str, int]:
     """(question, worked solution ending in "#### N", N) for one random problem of `level`."""
-    name, he = rng.choice(PEOPLE)
+    name, pronoun = rng.choice(PEOPLE)
     obj = rng.choice(OBJECTS)
-    question, steps = _MAKERS[level](rng, name, he, obj)
+    question, steps = _MAKERS[level](rng, name, pronoun, obj)
     answer = steps[-1][3]
     lines = [f"{left}{op}{right}={result}" for left, op, right, result in steps]
     return question, "\n".join(lines + [f"#### {answer}"]), answer

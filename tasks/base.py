@@ -45,7 +45,8 @@ class Task:
         """Verdicts for completions[i] against examples[i], verified in parallel."""
         if len(completions) != len(examples):
             raise ValueError(f"{len(completions)} completions for {len(examples)} examples")
-        return verify_many([(ex.answer, completion) for completion, ex in zip(completions, examples)], timeout_s)
+        pairs = [(ex.answer, completion) for completion, ex in zip(completions, examples, strict=True)]
+        return verify_many(pairs, timeout_s)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -14,7 +14,7 @@ import re
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 from math_verify import verify as math_verify_verify
 
-from tasks.extract import MAX_COMPLETION_CHARS, hash_answer, last_boxed, truncate
+from tasks.extract import MAX_COMPLETION_CHARS, gsm8k_answer, last_boxed, truncate
 
 _DEFAULT_CONFIG = (LatexExtractionConfig(), ExprExtractionConfig())
 # Bounded digits: int() of a huge digit string is itself a slow path.
@@ -77,7 +77,7 @@ def parse_gold(gold: str, soft_timeout: int | None) -> list:
 def find_answer(completion: str) -> tuple[str, str]:
     """(answer text, form to parse it as): `####` line, else last `\\boxed{}`, else the tail itself."""
     tail = truncate(completion, MAX_COMPLETION_CHARS)
-    answer = hash_answer(tail)
+    answer = gsm8k_answer(tail)
     if answer is not None:
         # GSM8K-style answers are plain numbers, maybe followed by a unit ("12 pens").
         return answer, "bare"
@@ -90,7 +90,7 @@ def find_answer(completion: str) -> tuple[str, str]:
 
 def soft_timeout_for(timeout_s: float) -> int | None:
     """math-verify's per-step limit (whole seconds, signal.alarm): well under the pool's hard limit."""
-    seconds = int(timeout_s / 3)
+    seconds = int(timeout_s / 2)
     return seconds if seconds >= 1 else None
 
 
@@ -109,10 +109,9 @@ def check(gold: str, completion: str, timeout_s: float = 5.0) -> tuple[float, st
         return float(int(gold) == int(answer_text)), "ok"
     gold_parsed = parse_gold(gold, soft_timeout)
     answer = _parse(answer_text, form, soft_timeout) if answer_text else []
-    if gold_parsed and answer:
-        # Gold first: math-verify is not symmetric (assignments, intervals).
-        if math_verify_verify(gold_parsed, answer, timeout_seconds=soft_timeout):
-            return 1.0, "ok"
+    # Gold first: math-verify is not symmetric (assignments, intervals).
+    if gold_parsed and answer and math_verify_verify(gold_parsed, answer, timeout_seconds=soft_timeout):
+        return 1.0, "ok"
     if _timeout_flag().count != timeouts_before:
         return 0.0, "timeout"
     if not gold_parsed:

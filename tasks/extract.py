@@ -21,7 +21,7 @@ def truncate(text: str, max_chars: int = MAX_COMPLETION_CHARS) -> str:
     return text[-max_chars:] if len(text) > max_chars else text
 
 
-def hash_answer(completion: str) -> str | None:
+def gsm8k_answer(completion: str) -> str | None:
     """Text after the last `####`, up to the end of that line, GSM8K-normalised; None if absent."""
     at = completion.rfind("####")
     if at < 0:

@@ -2,8 +2,9 @@
 
 Why not concurrent.futures: a future cannot be cancelled once running, and a stuck C-level
 computation (sympy on `10**10**10`) never returns, so the only real limit is SIGKILL.
-Each worker has its own pipe and runs one job at a time; the parent keeps every worker busy
-and waits on all pipes, process sentinels and deadlines at once (multiprocessing.connection.wait).
+Each worker has its own pipe and runs its jobs one after another, with a few queued so it never
+waits for the parent; the parent waits on all pipes, process sentinels and the running jobs'
+deadlines at once (multiprocessing.connection.wait).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 Outcome = tuple[str, Any]
 
 _STARTUP_FAILURES_ALLOWED = 3
+WORKER_NAME = "tasks-worker"
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -72,14 +74,15 @@ class _Worker:
     def __init__(self, context, initializer: Callable[[], None] | None, memory_limit_mb: int) -> None:
         self.conn, child_conn = context.Pipe(duplex=True)
         self.process = context.Process(
-            target=_serve, args=(child_conn, initializer, memory_limit_mb), daemon=True, name="tasks-worker"
+            target=_serve, args=(child_conn, initializer, memory_limit_mb), daemon=True, name=WORKER_NAME
         )
         self.process.start()
         child_conn.close()
         self.started = time.monotonic()
         self.ready = False
-        self.job: int | None = None
-        self.deadline = 0.0
+        # Jobs sent and not yet answered, in the order the worker runs them; the first is running.
+        self.inflight: deque[int] = deque()
+        self.deadline = 0.0  # for inflight[0]
 
     def kill(self) -> None:
         self.process.kill()  # SIGKILL: a job stuck in C code ignores anything gentler
@@ -88,8 +91,10 @@ class _Worker:
 
 
 class WorkerPool:
-    """`map(fn, args_list, timeout_s)` over persistent spawned workers; a worker that overruns
-    its job's deadline is killed and replaced, and one that dies is replaced."""
+    """`map(fn, args_list, timeout_s)` over persistent spawned workers. A job gets `timeout_s`
+    of wall clock from when its worker starts it; a worker that overruns is killed and replaced
+    (that job: "timeout"), and one that dies is replaced (its job is retried once on another
+    worker, then reported as "error")."""
 
     def __init__(
         self,
@@ -97,13 +102,16 @@ class WorkerPool:
         initializer: Callable[[], None] | None = None,
         startup_timeout_s: float = 120.0,
         memory_limit_mb: int = 4096,
+        queue_depth: int = 8,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+        if workers < 1 or queue_depth < 1:
+            raise ValueError(f"workers and queue_depth must be >= 1, got {workers}, {queue_depth}")
         self._context = multiprocessing.get_context("spawn")  # fork would copy a threaded parent
         self._initializer = initializer
         self._startup_timeout_s = startup_timeout_s
         self._memory_limit_mb = memory_limit_mb
+        # A few jobs queued per worker hide the pipe round trip; few enough to keep load balanced.
+        self._queue_depth = queue_depth
         self._lock = threading.Lock()
         self.owner_pid = os.getpid()
         self._workers = [self._spawn() for _ in range(workers)]
@@ -122,7 +130,9 @@ class WorkerPool:
         return [worker.process.pid for worker in self._workers]
 
     def map(self, fn: Callable[..., Any], args_list: Sequence[tuple], timeout_s: float) -> list[Outcome]:
-        """Run fn(*args) for each args; outcomes in input order. Blocks until all are settled."""
+        """Run fn(*args) for each args; outcomes in input order. Blocks until all are settled.
+
+        `fn` must be importable by name (a module-level function) to reach the workers."""
         with self._lock:
             if self.closed:
                 raise RuntimeError("WorkerPool is closed")
@@ -132,10 +142,10 @@ class WorkerPool:
             try:
                 return self._run(fn, args_list, timeout_s)
             finally:
-                # Only reached with jobs in flight if the parent was interrupted: drop those workers
+                # Jobs are still in flight only if the parent was interrupted: drop those workers
                 # so their late replies cannot leak into the next call.
                 for index, worker in enumerate(self._workers):
-                    if worker.job is not None:
+                    if worker.inflight:
                         self._replace(index)
 
     def _run(self, fn: Callable[..., Any], args_list: Sequence[tuple], timeout_s: float) -> list[Outcome]:
@@ -143,28 +153,41 @@ class WorkerPool:
         pending = deque(range(len(args_list)))
         unsettled = len(args_list)
         startup_failures = 0
+        retried: set[int] = set()
 
-        def settle(worker: _Worker, outcome: Outcome) -> None:
+        def settle_head(worker: _Worker, outcome: Outcome, now: float) -> None:
             nonlocal unsettled
-            outcomes[worker.job] = outcome
-            worker.job = None
+            outcomes[worker.inflight.popleft()] = outcome
             unsettled -= 1
+            worker.deadline = now + timeout_s  # the next queued job starts now
+
+        def requeue_rest(worker: _Worker) -> None:
+            # Queued behind a job that killed the worker, never started: not their fault.
+            pending.extendleft(reversed(worker.inflight))
+            worker.inflight.clear()
 
         while unsettled:
-            for index, worker in enumerate(self._workers):
-                if worker.ready and worker.job is None and pending:
+            dispatched = True
+            while pending and dispatched:  # one job per worker per round keeps the load even
+                dispatched = False
+                for index, worker in enumerate(self._workers):
+                    if not (worker.ready and pending and len(worker.inflight) < self._queue_depth):
+                        continue
                     job = pending.popleft()
                     try:
                         worker.conn.send((fn, args_list[job]))
-                    except (OSError, ValueError):  # died while idle: retry the job elsewhere
+                    except (OSError, ValueError):  # died while idle: run its jobs elsewhere
                         pending.appendleft(job)
+                        requeue_rest(worker)
                         self._replace(index)
                         continue
-                    worker.job = job
-                    worker.deadline = time.monotonic() + timeout_s
+                    if not worker.inflight:
+                        worker.deadline = time.monotonic() + timeout_s
+                    worker.inflight.append(job)
+                    dispatched = True
 
             now = time.monotonic()
-            deadlines = [w.deadline for w in self._workers if w.job is not None]
+            deadlines = [w.deadline for w in self._workers if w.inflight]
             deadlines += [w.started + self._startup_timeout_s for w in self._workers if not w.ready]
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
             waitables = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
@@ -174,22 +197,30 @@ class WorkerPool:
             for index, worker in enumerate(self._workers):
                 dead = worker.process.sentinel in signalled
                 try:
-                    while worker.conn.poll():
+                    while (dead or worker.conn in signalled) and worker.conn.poll():
                         kind, value = worker.conn.recv()
                         if kind == "ready":
                             worker.ready = True
-                        elif worker.job is not None:
-                            settle(worker, (kind, value))
+                        elif worker.inflight:
+                            settle_head(worker, (kind, value), now)
                 except (EOFError, OSError):
                     dead = True
                 if dead:
-                    if worker.job is not None:
-                        settle(worker, ("error", f"worker died (exit code {worker.process.exitcode})"))
+                    if worker.inflight and worker.inflight[0] not in retried:
+                        # Killed from outside, maybe before it even read the job: one more try.
+                        retried.add(worker.inflight[0])
+                        requeue_rest(worker)
+                    elif worker.inflight:
+                        worker.process.join(timeout=1)  # its pipe can close before it is reaped
+                        message = f"worker died twice on this job (exit code {worker.process.exitcode})"
+                        settle_head(worker, ("error", message), now)
+                        requeue_rest(worker)
                     if not worker.ready:
                         startup_failures += 1
                     self._replace(index)
-                elif worker.job is not None and now >= worker.deadline:
-                    settle(worker, ("timeout", None))
+                elif worker.inflight and now >= worker.deadline:
+                    settle_head(worker, ("timeout", None), now)
+                    requeue_rest(worker)
                     self._replace(index)
                 elif not worker.ready and now >= worker.started + self._startup_timeout_s:
                     startup_failures += 1
@@ -198,7 +229,7 @@ class WorkerPool:
             if startup_failures > _STARTUP_FAILURES_ALLOWED and not any(w.ready for w in self._workers):
                 # Workers cannot even start (broken install?): fail the rest instead of looping forever.
                 for job in pending:
-                    outcomes[job] = ("error", "verifier workers failed to start")
+                    outcomes[job] = ("error", "workers failed to start")
                 return outcomes  # type: ignore[return-value]
         return outcomes  # type: ignore[return-value]
 

@@ -8,6 +8,7 @@ The parent process does not even import sympy.
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import os
 import threading
 from collections import Counter
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tasks.extract import MAX_COMPLETION_CHARS, truncate
-from tasks.pool import WorkerPool
+from tasks.pool import WORKER_NAME, WorkerPool
 
 STATUSES = ("ok", "no_answer", "gold_unparsed", "timeout", "error")
 DEFAULT_WORKERS = 2
@@ -57,10 +58,20 @@ def worker_count() -> int:
         return DEFAULT_WORKERS
 
 
+def _refuse_inside_worker() -> None:
+    if multiprocessing.current_process().name == WORKER_NAME:
+        # "spawn" re-imports the parent's __main__ in each worker; an unguarded script lands here.
+        raise RuntimeError(
+            "tasks.verify was called while a verifier worker was importing the main script; "
+            "put the script's entry point under `if __name__ == '__main__':`"
+        )
+
+
 def get_pool() -> WorkerPool:
     """The process-wide pool, started on first use (and again in a forked child, which must not
     share its parent's pipes)."""
     global _pool, _atexit_registered
+    _refuse_inside_worker()
     with _pool_lock:
         if _pool is None or _pool.closed or _pool.owner_pid != os.getpid():
             _pool = WorkerPool(workers=worker_count(), initializer=_warm_up_worker)
@@ -99,11 +110,16 @@ def verify_many(pairs: Iterable[tuple[str, str]], timeout_s: float = 5.0) -> lis
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
     # Truncate here too: a 10 MB completion should not even cross the pipe.
     jobs = [
-        (truncate(_as_text(gold), MAX_COMPLETION_CHARS), truncate(_as_text(completion), MAX_COMPLETION_CHARS), timeout_s)
+        (
+            truncate(_as_text(gold), MAX_COMPLETION_CHARS),
+            truncate(_as_text(completion), MAX_COMPLETION_CHARS),
+            timeout_s,
+        )
         for gold, completion in pairs
     ]
     if not jobs:
         return []
+    _refuse_inside_worker()
     try:
         outcomes = get_pool().map(_check_in_worker, jobs, timeout_s)
     except Exception:  # e.g. a daemonic process, which may not start workers
