@@ -8,7 +8,11 @@ from algorithms import losses
 
 # name -> (module, class); modules import lazily so `import algorithms` stays light.
 _REGISTRY = {
+    "a_star_po": ("algorithms.a_star_po", "AStarPO"),
+    "basis": ("algorithms.basis", "BASIS"),
     "grpo": ("algorithms.grpo", "GRPO"),
+    "ppo": ("algorithms.ppo", "PPO"),
+    "rebel": ("algorithms.rebel", "REBEL"),
 }
 
 

@@ -13,9 +13,13 @@ KL-regularised objective, ``V*(x) = beta1 * log mean_i exp(r_i / beta1)``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from algorithms import losses
+from algorithms.base import AlgorithmConfig, RLModule
 
 
 def optimal_values(rewards: Tensor, beta1: float = 0.5) -> Tensor:
@@ -65,3 +69,75 @@ def regression_loss(logp: Tensor, ref_logp: Tensor, rewards: Tensor, values: Ten
     count = logp.shape[0] if num_prompts is None else num_prompts
     count = torch.as_tensor(count, dtype=logp.dtype, device=logp.device).clamp_min(1.0)
     return (residual * residual).sum() / count
+
+
+# --- the LightningModule ------------------------------------------------------------------
+
+
+@dataclass
+class AStarPOConfig(AlgorithmConfig):
+    samples_per_prompt: int = 1
+    offline_samples: int = 8
+    """N reference samples per training prompt in stage 1."""
+    beta1: float = 0.5
+    beta2: float = 1e-3
+    entropy_coef: float = 1e-3
+    """The authors' code subtracts this times the token-mean entropy (0 disables)."""
+    filter_unsolved: bool = False
+    """Drop training prompts that no reference sample solved (k = 0)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.offline_samples < 1:
+            raise ValueError(f"offline_samples must be >= 1, got {self.offline_samples}")
+        if self.beta1 <= 0 or self.beta2 <= 0:
+            raise ValueError("beta1 and beta2 must be > 0")
+
+
+class AStarPO(RLModule):
+    config_class = AStarPOConfig
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.optimal_value: dict[str, float] = {}
+
+    @property
+    def needs_ref_logp(self) -> bool:
+        return True
+
+    @property
+    def needs_old_logp(self) -> bool:
+        return False  # no ratio to an old policy: the regression is against the reference
+
+    def offline_samples_per_prompt(self) -> int:
+        return self.config.offline_samples
+
+    def set_offline(self, stats: dict) -> None:
+        ids = list(stats)
+        rewards = torch.tensor([stats[i] for i in ids], dtype=torch.float64)
+        values = optimal_values(rewards, self.config.beta1)
+        self.optimal_value = dict(zip(ids, values.tolist()))
+
+    def keep_example(self, example, stats: dict) -> bool:
+        return not self.config.filter_unsolved or max(stats[example.id]) > 0
+
+    def prepare(self, batch, examples):
+        values = [self.optimal_value[ex.id] for ex in examples for _ in range(self.samples_per_prompt)]
+        batch.offline_values = torch.tensor(values, dtype=batch.rewards.dtype, device=batch.rewards.device)
+
+    def advantages(self, batch):
+        """[N] regression targets r - V*(x)."""
+        return batch.rewards - batch.offline_values
+
+    def loss(self, batch, logp, logits, denominators):
+        mask = batch.response_mask
+        seq = losses.sequence_logp(logp, mask)
+        ref = losses.sequence_logp(batch.ref_logp, mask)
+        loss = regression_loss(seq, ref, batch.rewards, batch.offline_values, self.config.beta2,
+                               num_prompts=denominators["num_seqs"])
+        stats = {"policy_loss": float(loss.detach())}
+        if self.config.entropy_coef > 0:
+            entropy = losses.entropy_from_logits(logits / self.config.temperature)
+            bonus = losses.aggregate(entropy, mask, "token-mean", **denominators)
+            loss = loss - self.config.entropy_coef * bonus
+        return loss, stats

@@ -84,7 +84,6 @@ class RLModule(L.LightningModule):
 
     config_class = AlgorithmConfig
     needs_critic = False
-    needs_offline_values = False
 
     def __init__(self, policy: torch.nn.Module, tokenizer, engine: RolloutEngine, reward_fn: RewardFn,
                  encode_fn: EncodeFn, config: AlgorithmConfig, seed: int = 0):
@@ -117,6 +116,10 @@ class RLModule(L.LightningModule):
         return self.config.kl_coef > 0
 
     @property
+    def needs_offline_values(self) -> bool:
+        return self.offline_samples_per_prompt() > 0
+
+    @property
     def needs_old_logp(self) -> bool:
         # With one pass and one optimizer step the batch is on-policy: old = current, detached.
         return self.config.epochs > 1 or self.config.mini_batches > 1
@@ -126,12 +129,28 @@ class RLModule(L.LightningModule):
         """[N, T] advantages (zero where response_mask == 0)."""
         raise NotImplementedError
 
-    def loss(self, batch: RLBatch, logp: torch.Tensor, denominators: dict) -> tuple[torch.Tensor, dict]:
-        """Scalar loss of a micro-batch given its current per-token log-probs [n, T]."""
+    def loss(self, batch: RLBatch, logp: torch.Tensor, logits: torch.Tensor,
+             denominators: dict) -> tuple[torch.Tensor, dict]:
+        """Scalar loss of a micro-batch from its current per-token log-probs [n, T] (and logits [n, T, V]).
+
+        `denominators` are the mini-batch's (num_tokens, num_seqs, max_len): pass them to
+        `losses.aggregate` so that accumulating micro-batches gives the mini-batch's gradient.
+        """
         raise NotImplementedError
 
     def prepare(self, batch: RLBatch, examples: list) -> None:
         """Hook run after reward and log-prob passes, before advantages (e.g. critic values)."""
+
+    def offline_samples_per_prompt(self) -> int:
+        """Reference samples per training prompt the offline stage needs (0: no offline stage)."""
+        return 0
+
+    def set_offline(self, stats: dict) -> None:
+        """Receive the offline stage's results: example id -> list of rewards of reference samples."""
+
+    def keep_example(self, example, stats: dict) -> bool:
+        """Whether a training prompt stays after the offline stage (A*-PO may drop unsolved ones)."""
+        return True
 
     # --- shared machinery ---------------------------------------------------------------
     @staticmethod
@@ -156,6 +175,9 @@ class RLModule(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.AdamW(self.policy.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
+    def on_train_start(self) -> None:
+        self.policy.train()
+
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch  # a list of task examples: nothing to move
 
@@ -178,7 +200,7 @@ class RLModule(L.LightningModule):
     @torch.no_grad()
     def no_grad_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
         parts = []
-        for index in self.chunks(len(batch), self.config.micro_batch_size):
+        for index in self.chunks(len(batch), self.micro_size()):
             mb = batch.select(index)
             parts.append(self.token_logp(model, mb))
             self.counters["forward_tokens"] += mb.num_tokens
@@ -216,26 +238,37 @@ class RLModule(L.LightningModule):
         self.step_metrics = self.collect_metrics(batch, rollout, stats)
         self.log("reward", self.step_metrics["train/reward_mean"], prog_bar=True, logger=False, batch_size=len(batch))
 
+    def micro_size(self) -> int:
+        """Micro-batch size in samples, a multiple of samples_per_prompt so groups stay whole."""
+        g = self.samples_per_prompt
+        return max(g, self.config.micro_batch_size // g * g)
+
     def update(self, batch: RLBatch) -> dict:
         """Epochs x mini-batches optimizer steps; each mini-batch accumulated over micro-batches."""
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
         generator = torch.Generator().manual_seed(self.seed * 7919 + self.rl_step)
+        g = self.samples_per_prompt
+        prompts = len(batch) // g
         sums: dict[str, float] = {}
         count = 0
         for _ in range(self.config.epochs):
-            order = torch.randperm(len(batch), generator=generator) if self.config.mini_batches > 1 else torch.arange(len(batch))
-            for mini_index in order.chunk(self.config.mini_batches):
+            # Shuffle whole prompts (their groups or pairs stay together), then split.
+            prompt_order = torch.randperm(prompts, generator=generator) if self.config.mini_batches > 1 else torch.arange(prompts)
+            order = (prompt_order[:, None] * g + torch.arange(g)).reshape(-1)
+            for mini_index in order.chunk(min(self.config.mini_batches, prompts)):
                 mini = batch.select(mini_index)
                 denominators = {"num_tokens": float(mini.response_mask.sum().clamp(min=1)),
                                 "num_seqs": float(len(mini)), "max_len": float(mini.response_width)}
-                for micro_index in self.chunks(len(mini), self.config.micro_batch_size):
+                for micro_index in self.chunks(len(mini), self.micro_size()):
                     micro = mini.select(micro_index)
                     logits = self.response_logits(self.policy, micro)
                     logp = losses.token_logp(logits, micro.input_ids[:, micro.prompt_width:], self.config.temperature)
                     if micro.old_logp is None:
                         micro.old_logp = logp.detach()
-                    loss, micro_stats = self.loss(micro, logp, denominators)
+                    loss, micro_stats = self.loss(micro, logp, logits, denominators)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.rl_step}")
                     self.manual_backward(loss)
                     self.counters["train_tokens"] += micro.num_tokens
                     with torch.no_grad():

@@ -20,8 +20,13 @@ arXiv 2501.03262).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
+
+from algorithms import losses
+from algorithms.base import AlgorithmConfig, RLModule
 
 _PRIOR_CLAMP = 1e-6  # keeps logit(p0) finite for priors given by the caller
 
@@ -273,3 +278,94 @@ def batch_mean_values(rewards: Tensor, leave_one_out: bool = True) -> Tensor:
     if rewards.numel() < 2:
         return torch.zeros_like(rewards)
     return (total - rewards) / (rewards.numel() - 1)
+
+
+# --- the LightningModule ------------------------------------------------------------------
+VALUE_ESTIMATORS = ("batch_mean", "prior", "calibrated", "calibrated_kernel")
+
+
+@dataclass
+class BASISConfig(AlgorithmConfig):
+    samples_per_prompt: int = 1
+    value_estimator: str = "calibrated"
+    """batch_mean (REINFORCE++) | prior | calibrated | calibrated_kernel."""
+    offline_samples: int = 8
+    """M reference samples per training prompt for the prior (shared with A*-PO when equal)."""
+    folds: int = 2
+    ridge: float = 1e-2
+    newton_steps: int = 5
+    kernel_bandwidth: float = 0.5
+    kernel_ridge: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.value_estimator not in VALUE_ESTIMATORS:
+            raise ValueError(f"value_estimator must be one of {VALUE_ESTIMATORS}, got {self.value_estimator!r}")
+        if self.folds < 2:
+            raise ValueError(f"folds must be >= 2 (cross-fitting), got {self.folds}")
+
+
+class BASIS(RLModule):
+    config_class = BASISConfig
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prior: dict[str, float] = {}
+        self.calibration = (0.0, 1.0)  # (a, b), warm start of the next fit
+
+    def offline_samples_per_prompt(self) -> int:
+        return 0 if self.config.value_estimator == "batch_mean" else self.config.offline_samples
+
+    def set_offline(self, stats: dict) -> None:
+        ids = list(stats)
+        correct = torch.tensor([sum(r > 0.5 for r in stats[i]) for i in ids])
+        samples = torch.tensor([len(stats[i]) for i in ids])
+        self.prior = dict(zip(ids, prior_from_counts(correct, samples).tolist()))
+
+    def prepare(self, batch, examples):
+        c = self.config
+        rewards = batch.rewards
+        if c.value_estimator == "batch_mean":
+            batch.values = batch_mean_values(rewards)
+            return
+        prior = torch.tensor([self.prior[ex.id] for ex in examples], dtype=rewards.dtype, device=rewards.device)
+        if c.value_estimator == "prior":
+            batch.values = prior
+            return
+        values, (a, b) = batch_values_with_state(rewards, prior, c.folds, c.ridge, seed=self.seed * 7907 + self.rl_step,
+                                                 init=self.calibration, newton_steps=c.newton_steps)
+        self.calibration = (float(a), float(b))
+        if c.value_estimator == "calibrated_kernel":
+            fold_ids = fold_assignment(len(rewards), c.folds, self.seed * 7907 + self.rl_step, rewards.device)
+            values = kernel_smoothed_values(values, rewards, self.prompt_embeddings(batch), c.kernel_bandwidth,
+                                            c.kernel_ridge, fold_ids=fold_ids)
+        batch.values = values
+
+    @torch.no_grad()
+    def prompt_embeddings(self, batch) -> Tensor:
+        """Mean-pooled last hidden state of the reference-free policy body over prompt tokens: [N, H]."""
+        prompt_ids = batch.input_ids[:, : batch.prompt_width]
+        prompt_mask = batch.attention_mask[:, : batch.prompt_width]
+        hidden = self.policy.base_model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                                        position_ids=batch.position_ids[:, : batch.prompt_width],
+                                        use_cache=False).last_hidden_state
+        self.counters["forward_tokens"] += int(prompt_mask.sum())
+        weights = prompt_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def advantages(self, batch):
+        return advantages(batch.rewards, batch.values)[:, None] * batch.response_mask
+
+    def loss(self, batch, logp, logits, denominators):
+        c = self.config
+        mask = batch.response_mask
+        loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps, c.loss_agg,
+                                        **denominators)
+        stats = {"policy_loss": float(loss.detach()),
+                 "value_mse": float(((batch.rewards - batch.values) ** 2).mean()),
+                 "calibration_a": self.calibration[0], "calibration_b": self.calibration[1]}
+        if c.kl_coef > 0:
+            kl = losses.aggregate(losses.kl_penalty(logp, batch.ref_logp, c.kl_kind), mask, c.loss_agg, **denominators)
+            stats["kl_ref"] = float(kl.detach())
+            loss = loss + c.kl_coef * kl
+        return loss, stats

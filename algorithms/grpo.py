@@ -11,7 +11,12 @@ both from :mod:`algorithms.losses`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
+
+from algorithms import losses
+from algorithms.base import AlgorithmConfig, RLModule
 
 
 def group_advantages(rewards: Tensor, group_size: int, scale_by_std: bool = True,
@@ -50,10 +55,7 @@ def group_advantages(rewards: Tensor, group_size: int, scale_by_std: bool = True
 
 
 # --- the LightningModule ------------------------------------------------------------------
-from dataclasses import dataclass  # noqa: E402
 
-from algorithms import losses  # noqa: E402
-from algorithms.base import AlgorithmConfig, RLModule  # noqa: E402
 
 
 @dataclass
@@ -76,7 +78,7 @@ class GRPO(RLModule):
         adv = group_advantages(batch.rewards, self.samples_per_prompt, self.config.scale_by_std)
         return adv[:, None] * batch.response_mask
 
-    def loss(self, batch, logp, denominators):
+    def loss(self, batch, logp, logits, denominators):
         c = self.config
         mask = batch.response_mask
         policy_loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps,

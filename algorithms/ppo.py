@@ -12,9 +12,14 @@ The policy loss is :func:`algorithms.losses.clipped_surrogate` on advantages whi
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from algorithms import losses
+from algorithms.base import AlgorithmConfig, RLModule
 from algorithms.losses import aggregate, kl_penalty
 
 
@@ -107,3 +112,99 @@ def value_loss(
     per_token = torch.maximum((values - returns) ** 2, (clipped - returns) ** 2)
     return 0.5 * aggregate(per_token, mask, mode, num_tokens=num_tokens, num_seqs=num_seqs,
                            max_len=max_len)
+
+
+# --- the LightningModule ------------------------------------------------------------------
+
+
+
+@dataclass
+class PPOConfig(AlgorithmConfig):
+    kl_coef: float = 1e-3
+    """beta_kl of the in-reward k1 penalty."""
+    gamma: float = 1.0
+    lam: float = 1.0
+    critic_lr: float | None = None
+    """Default: 10 x lr."""
+    value_clip: float = 0.5
+    whiten_advantages: bool = True
+
+
+class ValueModel(torch.nn.Module):
+    """The policy's transformer body (copied) with a scalar head: V(s_t) at every position."""
+
+    def __init__(self, policy: torch.nn.Module):
+        super().__init__()
+        self.body = copy.deepcopy(policy.base_model)
+        self.head = torch.nn.Linear(policy.config.hidden_size, 1)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def forward(self, batch) -> Tensor:
+        """[n, T] values of the states before each response token."""
+        hidden = self.body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                           position_ids=batch.position_ids, use_cache=False).last_hidden_state
+        # The state before response token t is the prefix ending at column P + t - 1.
+        states = hidden[:, batch.prompt_width - 1: batch.prompt_width - 1 + batch.response_width]
+        return self.head(states).squeeze(-1)
+
+
+class PPO(RLModule):
+    config_class = PPOConfig
+    needs_critic = True
+
+    def __init__(self, policy, *args, **kwargs):
+        super().__init__(policy, *args, **kwargs)
+        self.critic = ValueModel(policy)
+        self.critic_parameters = sum(p.numel() for p in self.critic.parameters())
+
+    @property
+    def needs_ref_logp(self) -> bool:
+        return self.config.kl_coef > 0
+
+    @property
+    def needs_old_logp(self) -> bool:
+        return True  # the in-reward KL uses the sampling policy's log-probs
+
+    def configure_optimizers(self):
+        c = self.config
+        policy = torch.optim.AdamW(self.policy.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        critic = torch.optim.AdamW(self.critic.parameters(), lr=c.critic_lr or 10 * c.lr)
+        return [policy, critic]
+
+    def prepare(self, batch, examples):
+        with self.phase("critic"), torch.no_grad():
+            batch.values = torch.cat([self.critic(batch.select(i)) for i in self.chunks(len(batch), self.micro_size())])
+        self.counters["critic_forward_tokens"] = self.counters.get("critic_forward_tokens", 0) + batch.num_tokens
+
+    def advantages(self, batch):
+        c = self.config
+        mask = batch.response_mask
+        ref = batch.ref_logp if batch.ref_logp is not None else batch.old_logp
+        rewards = token_rewards(batch.rewards, batch.old_logp, ref, mask, c.kl_coef)
+        advantages, batch.returns = gae(rewards, batch.values, mask, c.gamma, c.lam)
+        if c.whiten_advantages:
+            advantages = losses.masked_whiten(advantages, mask)
+        return advantages * mask
+
+    def loss(self, batch, logp, logits, denominators):
+        c = self.config
+        mask = batch.response_mask
+        policy_loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps,
+                                               c.loss_agg, **denominators)
+        values = self.critic(batch)
+        critic_loss = value_loss(values, batch.values, batch.returns, mask, c.value_clip, c.loss_agg, **denominators)
+        self.counters["critic_train_tokens"] = self.counters.get("critic_train_tokens", 0) + batch.num_tokens
+        with torch.no_grad():
+            value_mse = float(((values - batch.returns) ** 2 * mask).sum() / denominators["num_tokens"])
+        # One backward serves both: the two losses touch disjoint parameters.
+        return policy_loss + critic_loss, {"policy_loss": float(policy_loss.detach()),
+                                           "value_loss": float(critic_loss.detach()), "value_mse": value_mse}
+
+    def after_optimizer_step(self):
+        critic_optimizer = self.optimizers()[1]
+        if self.config.max_grad_norm > 0:
+            self.clip_gradients(critic_optimizer, gradient_clip_val=self.config.max_grad_norm,
+                                gradient_clip_algorithm="norm")
+        critic_optimizer.step()
+        critic_optimizer.zero_grad(set_to_none=True)

@@ -10,8 +10,13 @@ clipping, no critic. The KL to the reference enters the reward at rollout time
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
+
+from algorithms import losses
+from algorithms.base import AlgorithmConfig, RLModule
 
 
 def kl_shaped_rewards(score: Tensor, seq_logp_old: Tensor, seq_logp_ref: Tensor,
@@ -56,3 +61,42 @@ def regression_loss(logp: Tensor, old_logp: Tensor, rewards: Tensor, eta: float 
     count = logp.shape[0] if num_prompts is None else num_prompts
     count = torch.as_tensor(count, dtype=logp.dtype, device=logp.device).clamp_min(1.0)
     return (residual * residual).sum() / count
+
+
+# --- the LightningModule ------------------------------------------------------------------
+
+
+@dataclass
+class REBELConfig(AlgorithmConfig):
+    samples_per_prompt: int = 2
+    kl_coef: float = 0.05
+    """In-reward sequence KL coefficient."""
+    eta: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.samples_per_prompt != 2:
+            raise ValueError(f"samples_per_prompt must be 2 for REBEL (it regresses on pairs), got {self.samples_per_prompt}")
+
+
+class REBEL(RLModule):
+    config_class = REBELConfig
+
+    @property
+    def needs_old_logp(self) -> bool:
+        return True  # the shaped reward and the regression both use the sampling policy
+
+    def advantages(self, batch):
+        """[N] KL-shaped sequence rewards R (REBEL regresses on their pairwise differences)."""
+        mask = batch.response_mask
+        old = losses.sequence_logp(batch.old_logp, mask)
+        ref = losses.sequence_logp(batch.ref_logp, mask) if batch.ref_logp is not None else old
+        return kl_shaped_rewards(batch.rewards, old, ref, self.config.kl_coef)
+
+    def loss(self, batch, logp, logits, denominators):
+        mask = batch.response_mask
+        seq = losses.sequence_logp(logp, mask).view(-1, 2)
+        old = losses.sequence_logp(batch.old_logp, mask).view(-1, 2)
+        loss = regression_loss(seq, old, batch.advantages.view(-1, 2), self.config.eta,
+                               num_prompts=denominators["num_seqs"] / 2)
+        return loss, {"policy_loss": float(loss.detach())}

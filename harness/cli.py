@@ -33,6 +33,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", dest="output_dir", help="folder for results/<experiment>/runs and the default MLflow store")
     p.add_argument("--tracking-uri", dest="tracking_uri", help="MLflow tracking URI (default: SQLite under the output folder)")
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--no-charge-offline", dest="charge_offline", action="store_const", const=False,
+                   help="report offline stages (A*-PO stage 1, BASIS prior) apart instead of charging the budget")
     p.add_argument("--set", dest="algo", action="append", metavar="KEY=VALUE",
                    help="override an algorithm hyperparameter, e.g. --set lr=2e-4 (repeatable)")
 
@@ -44,7 +46,7 @@ def _run_overrides(args, keys) -> dict:
 
 
 RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "eval_limit", "eval_every",
-            "budget", "experiment", "output_dir", "tracking_uri", "threads")
+            "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline")
 
 
 def cmd_pretrain(args) -> int:

@@ -23,6 +23,8 @@ class RunConfig:
 
     algorithm: str = "grpo"
     task: str = "arithmetic"
+    task_options: dict = field(default_factory=dict)
+    """Extra arguments of the task's `load` (e.g. `levels: [1, 2]` for arithmetic)."""
     model: str = "tiny"
     """`tiny`, `smollm2-135m`, a local Hugging Face folder or a hub id."""
     engine: str = "hf"
@@ -43,6 +45,8 @@ class RunConfig:
     """Evaluate every this many steps (0: only before and after training)."""
     budget: str | None = None
     """`samples=N`, `tokens=N`, `flops=N` or `seconds=N`."""
+    charge_offline: bool = True
+    """Charge offline stages (A*-PO stage 1, BASIS's prior) to the budget; else report them apart."""
     experiment: str = "rlvr-bench"
     output_dir: str = "results"
     tracking_uri: str | None = None

@@ -35,8 +35,8 @@ class TinySpec:
     intermediate_size: int = 384
     max_positions: int = 256
     train_examples: int = 20000
-    steps: int = 900
-    batch_size: int = 64
+    steps: int = 800
+    batch_size: int = 32
     lr: float = 3e-3
     seed: int = 0
     version: int = 1

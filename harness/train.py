@@ -32,6 +32,29 @@ def make_logger(run: RunConfig, tags: dict):
                         run_name=f"{run.algorithm}-seed{run.seed}", tags=tags)
 
 
+def load_examples(task, split: str, run: RunConfig, limit: int | None) -> list:
+    try:
+        return task.load(split, data_dir=run.data_dir, limit=limit, **run.task_options)
+    except TypeError as err:
+        raise ValueError(f"task_options {run.task_options}: not accepted by task {run.task!r} ({err})") from None
+
+
+def run_offline_stage(module, run: RunConfig, examples, encode_fn, reward_fn, model_path, parameters,
+                      recorder, log) -> list:
+    """Stage 1 before training; returns the training examples to keep."""
+    from harness.offline import charge, offline_stage
+
+    rewards, cost = offline_stage(module, examples, encode_fn, reward_fn, model_path, run.task, run.seed, log=log)
+    module.set_offline(rewards)
+    metrics = {"timing_s/offline": cost["seconds"], "offline/samples": float(cost["samples"]),
+               "offline/generated_tokens": float(cost["generated_tokens"])}
+    if run.charge_offline:
+        charge(module, cost, parameters)
+        recorder.offline_seconds = cost["seconds"]
+    recorder.log(metrics, 0)
+    return [ex for ex in examples if module.keep_example(ex, rewards)]
+
+
 def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
     """Train, evaluate before and after, log everything; returns the run record (also written as JSON)."""
     import lightning as L
@@ -39,7 +62,12 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
 
     import algorithms
     import tasks
-    from harness.callbacks import EvalCallback, RunRecorder, StopCallback, TelemetryCallback
+    from harness.callbacks import (
+        EvalCallback,
+        RunRecorder,
+        StopCallback,
+        TelemetryCallback,
+    )
     from harness.engines import make_engine
     from harness.environment import environment
     from harness.models import load_policy, resolve_model
@@ -56,8 +84,8 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
 
     model_path = resolve_model(run.model, log=log)
     tokenizer, policy = load_policy(model_path)
-    train_examples = task.load("train", data_dir=run.data_dir, limit=run.train_limit)
-    eval_examples = task.load("test", data_dir=run.data_dir, limit=run.eval_limit)
+    train_examples = load_examples(task, "train", run, run.train_limit)
+    eval_examples = load_examples(task, "test", run, run.eval_limit)
     engine = make_engine(run.engine, policy, tokenizer)
 
     def encode_fn(examples):
@@ -77,6 +105,9 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
                             **{f"version.{k}": v for k, v in env["versions"].items()}})
     parameters = sum(p.numel() for p in policy.parameters())
     recorder = RunRecorder(logger, parameters)
+    if module.needs_offline_values:
+        train_examples = run_offline_stage(module, run, train_examples, encode_fn, reward_fn, model_path,
+                                           parameters, recorder, log)
     eval_callback = EvalCallback(
         recorder, task, eval_examples, encode_fn, every=run.eval_every, samples=run.eval_samples,
         temperature=run.eval_temperature, max_new_tokens=run.eval_max_new_tokens or algo_config.max_new_tokens,
@@ -84,7 +115,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
     callbacks = [TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
     loader = DataLoader(train_examples, batch_size=run.prompts_per_step, shuffle=True, drop_last=True,
                         collate_fn=list, generator=torch.Generator().manual_seed(run.seed))
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=-1, max_steps=-1, logger=logger,
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=100_000, max_steps=-1, logger=logger,
                         callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=progress, num_sanity_val_steps=0, limit_val_batches=0,
                         log_every_n_steps=1)

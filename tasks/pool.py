@@ -9,6 +9,9 @@ deadlines at once (multiprocessing.connection.wait).
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import multiprocessing
 import os
 import signal
@@ -70,13 +73,36 @@ def _describe(error: BaseException) -> str:
         return type(error).__name__
 
 
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start workers without re-importing the parent's __main__.
+
+    "spawn" normally re-runs the parent's main script in each child so that pickled functions
+    from it resolve. Workers here only run functions of this package, so hiding __main__'s
+    file and spec skips that: a script without an `if __name__ == "__main__":` guard, or code
+    fed on standard input, still gets a working verifier.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
 class _Worker:
     def __init__(self, context, initializer: Callable[[], None] | None, memory_limit_mb: int) -> None:
         self.conn, child_conn = context.Pipe(duplex=True)
         self.process = context.Process(
             target=_serve, args=(child_conn, initializer, memory_limit_mb), daemon=True, name=WORKER_NAME
         )
-        self.process.start()
+        with _main_module_hidden():
+            self.process.start()
         child_conn.close()
         self.started = time.monotonic()
         self.ready = False

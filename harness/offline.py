@@ -1,0 +1,60 @@
+"""The offline stage: N reference samples per training prompt (A*-PO's V*, BASIS's prior).
+
+Run once before training and cached per (model, task, N, seed, sampling, prompts). A*-PO and
+BASIS share the cache when those match. Its cost, measured when it ran, is charged to every run
+that uses it: the compute was spent for that run's benefit whether or not the file was reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+from algorithms.rollout import SamplingParams
+from harness.paths import cache_dir
+from harness.records import write_json_atomic
+
+
+def cache_key(model_path: str, task: str, n: int, seed: int, params: SamplingParams, ids: list[str]) -> str:
+    fingerprint = json.dumps([model_path, task, n, seed, params.temperature, params.top_p, params.max_new_tokens,
+                              hashlib.sha1("\n".join(ids).encode()).hexdigest()])
+    return hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
+
+
+def offline_stage(module, examples: list, encode_fn, reward_fn, model_path: str, task: str, seed: int,
+                  chunk_prompts: int = 64, log=print) -> tuple[dict, dict]:
+    """(example id -> rewards of N reference samples, cost) for the module's offline stage."""
+    n = module.offline_samples_per_prompt()
+    base = module.sampling_params(n)
+    ids = [ex.id for ex in examples]
+    path = cache_dir() / "offline" / f"{cache_key(model_path, task, n, seed, base, ids)}.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        log(f"offline: reusing {n} reference samples x {len(ids)} prompts from {path}")
+        return cached["rewards"], cached["cost"]
+    log(f"offline: sampling {n} reference samples x {len(ids)} prompts (charged to the budget)")
+    started = time.perf_counter()
+    rewards: dict[str, list[float]] = {}
+    cost = {"samples": 0, "prompt_tokens": 0, "generated_tokens": 0, "seconds": 0.0}
+    for start in range(0, len(examples), chunk_prompts):
+        chunk = examples[start:start + chunk_prompts]
+        params = SamplingParams(n=n, temperature=base.temperature, top_p=base.top_p,
+                                max_new_tokens=base.max_new_tokens, seed=seed * 1_000_003 + 500_000 + start)
+        rollout = module.engine.generate(encode_fn(chunk), params)
+        scores = reward_fn(rollout.texts, [ex for ex in chunk for _ in range(n)])
+        for i, ex in enumerate(chunk):
+            rewards[ex.id] = scores[i * n:(i + 1) * n]
+        cost["samples"] += len(rollout)
+        cost["prompt_tokens"] += rollout.prompt_tokens
+        cost["generated_tokens"] += rollout.generated_tokens
+    cost["seconds"] = time.perf_counter() - started
+    write_json_atomic(path, {"rewards": rewards, "cost": cost, "n": n, "task": task, "model": model_path})
+    return rewards, cost
+
+
+def charge(module, cost: dict, parameters: int) -> None:
+    """Add the offline cost to the module's budget counters (2 N FLOPs per prefill and decode token)."""
+    module.counters["offline_samples"] = cost["samples"]
+    module.counters["offline_generated_tokens"] = cost["generated_tokens"]
+    module.counters["offline_flops"] = 2.0 * parameters * (cost["prompt_tokens"] + cost["generated_tokens"])

@@ -1,0 +1,25 @@
+"""Shared fixtures: the cached tiny warm start (built once per machine) and run configs."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir():
+    from harness.tiny_model import ensure_tiny
+
+    return ensure_tiny()
+
+
+@pytest.fixture
+def make_run(tmp_path, tiny_model_dir):
+    """A RunConfig writing into this test's temporary folder (MLflow SQLite store included)."""
+    from harness.config import load_run_config
+
+    def make(preset: str | None = "smoke", **overrides):
+        overrides.setdefault("output_dir", str(tmp_path / "results"))
+        overrides.setdefault("model", str(tiny_model_dir))
+        return load_run_config(preset, overrides)
+
+    return make

@@ -1,0 +1,56 @@
+import pytest
+
+import algorithms
+from harness.config import PRESET_DIR, algorithm_config, load_run_config, preset_names, read_yaml
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_experiment_preset_loads_with_every_algorithm(name):
+    spec = read_yaml(PRESET_DIR / f"{name}.yaml").get("compare", {})
+    for algorithm in spec.get("algorithms", algorithms.names()):
+        run = load_run_config(name, {"algorithm": algorithm})
+        config = algorithm_config(run)
+        assert isinstance(config, algorithms.get(algorithm).config_class)
+
+
+@pytest.mark.parametrize("path", sorted((PRESET_DIR / "algorithms").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_algorithm_preset_loads(path):
+    run = load_run_config(None, {"algorithm": path.stem})
+    config = algorithm_config(run)
+    assert set(read_yaml(path)) <= set(vars(config))
+
+
+def test_unknown_key_names_the_file_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_stepz: 3\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*max_stepz"):
+        load_run_config(str(bad))
+
+
+def test_wrong_type_names_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_steps: three\n")
+    with pytest.raises(ValueError, match=r"'max_steps'.*expected int"):
+        load_run_config(str(bad))
+
+
+def test_malformed_yaml_names_the_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("max_steps: [1, 2\n")
+    with pytest.raises(ValueError, match=r"broken\.yaml: not valid YAML"):
+        load_run_config(str(bad))
+
+
+def test_algorithm_override_is_validated():
+    run = load_run_config(None, {"algorithm": "grpo", "algo": {"samples_per_prompt": 1}})
+    with pytest.raises(ValueError, match="samples_per_prompt"):
+        algorithm_config(run)
+    run = load_run_config(None, {"algorithm": "grpo", "algo": {"learning_rate": 1e-3}})
+    with pytest.raises(ValueError, match="learning_rate"):
+        algorithm_config(run)
+
+
+def test_unknown_algorithm_lists_the_known_ones():
+    with pytest.raises(ValueError, match="grpo"):
+        algorithms.get("dpo")
+    assert algorithms.names() == sorted(algorithms.names())

@@ -1,0 +1,52 @@
+import torch
+
+import tasks
+from algorithms import losses
+from algorithms.batch import build_batch
+from algorithms.rollout import SamplingParams
+from harness.engines.hf import HFEngine
+from harness.models import load_policy
+from harness.prompts import encode_prompts
+
+
+def _setup(tiny_model_dir):
+    tokenizer, model = load_policy(str(tiny_model_dir))
+    examples = tasks.get("arithmetic").load("test", limit=6)
+    prompts = encode_prompts(tokenizer, [ex.prompt for ex in examples])
+    return tokenizer, model, prompts
+
+
+def test_left_padding_does_not_change_greedy_completions(tiny_model_dir):
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    assert len({len(p) for p in prompts}) > 1  # the batch really is padded
+    engine = HFEngine(model, tokenizer)
+    greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=24)
+    batched = engine.generate(prompts, greedy)
+    for i, prompt in enumerate(prompts):
+        alone = engine.generate([prompt], greedy)
+        assert alone.completion_ids[0] == batched.completion_ids[i]
+
+
+def test_sampled_logprobs_match_the_trainers_recomputation(tiny_model_dir):
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    engine = HFEngine(model, tokenizer)
+    rollout = engine.generate(prompts, SamplingParams(n=2, temperature=1.0, max_new_tokens=24, seed=3))
+    assert len(rollout) == 2 * len(prompts)
+    assert all(c[-1] == tokenizer.eos_token_id or len(c) == 24 for c in rollout.completion_ids)
+    batch = build_batch(rollout, [0.0] * len(rollout), tokenizer.pad_token_id, 2)
+    with torch.no_grad():
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids, logits_to_keep=batch.response_width + 1)
+        recomputed = losses.token_logp(out.logits[:, :-1], batch.input_ids[:, batch.prompt_width:])
+    diff = ((recomputed - batch.sample_logp).abs() * batch.response_mask).max()
+    assert diff < 1e-4, f"max |logp difference| {diff}"
+
+
+def test_same_seed_same_rollout_different_seed_different(tiny_model_dir):
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    engine = HFEngine(model, tokenizer)
+    a = engine.generate(prompts, SamplingParams(n=4, max_new_tokens=24, seed=7))
+    b = engine.generate(prompts, SamplingParams(n=4, max_new_tokens=24, seed=7))
+    c = engine.generate(prompts, SamplingParams(n=4, max_new_tokens=24, seed=8))
+    assert a.completion_ids == b.completion_ids
+    assert a.completion_ids != c.completion_ids
