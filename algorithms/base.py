@@ -20,7 +20,7 @@ import torch
 
 from algorithms import losses
 from algorithms.batch import RLBatch, build_batch
-from algorithms.rollout import RolloutEngine, SamplingParams
+from algorithms.rollout import Rollout, RolloutEngine, SamplingParams
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 KL_KINDS = ("k1", "k2", "k3")
@@ -91,7 +91,7 @@ class RLModule(L.LightningModule):
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
         self.automatic_optimization = False
-        self.policy = policy
+        self.policy = policy.train()
         self.tokenizer = tokenizer
         self.engine = engine
         self.reward_fn = reward_fn
@@ -175,9 +175,6 @@ class RLModule(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.AdamW(self.policy.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
-    def on_train_start(self) -> None:
-        self.policy.train()
-
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch  # a list of task examples: nothing to move
 
@@ -210,8 +207,8 @@ class RLModule(L.LightningModule):
     def chunks(n: int, size: int) -> list[torch.Tensor]:
         return [torch.arange(s, min(s + size, n)) for s in range(0, n, size)]
 
-    def training_step(self, examples: list, batch_idx: int):
-        self.timings = {}
+    def make_batch(self, examples: list) -> tuple[RLBatch, Rollout]:
+        """Rollout, reward, the declared log-prob passes, `prepare` and advantages: all but the update."""
         with self.phase("generate"):
             prompt_ids = self.encode_fn(examples)
             rollout = self.engine.generate(prompt_ids, self.sampling_params())
@@ -230,6 +227,11 @@ class RLModule(L.LightningModule):
                 batch.old_logp = self.no_grad_logp(self.policy, batch)
         self.prepare(batch, examples)
         batch.advantages = self.advantages(batch)
+        return batch, rollout
+
+    def training_step(self, examples: list, batch_idx: int):
+        self.timings = {}
+        batch, rollout = self.make_batch(examples)
         with self.phase("update"):
             stats = self.update(batch)
         with self.phase("weight_sync"):
@@ -243,6 +245,34 @@ class RLModule(L.LightningModule):
         g = self.samples_per_prompt
         return max(g, self.config.micro_batch_size // g * g)
 
+    def accumulate_gradients(self, mini: RLBatch) -> dict:
+        """Backward of one mini-batch, micro-batch by micro-batch, with the mini-batch's denominators,
+        so the accumulated gradient equals the gradient of the whole mini-batch's loss."""
+        denominators = {"num_tokens": float(mini.response_mask.sum().clamp(min=1)),
+                        "num_seqs": float(len(mini)), "max_len": float(mini.response_width)}
+        stats: dict[str, float] = {}
+        for micro_index in self.chunks(len(mini), self.micro_size()):
+            micro = mini.select(micro_index)
+            logits = self.response_logits(self.policy, micro)
+            logp = losses.token_logp(logits, micro.input_ids[:, micro.prompt_width:], self.config.temperature)
+            if micro.old_logp is None:
+                micro.old_logp = logp.detach()
+            loss, micro_stats = self.loss(micro, logp, logits, denominators)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.rl_step}")
+            if self._trainer is not None:
+                self.manual_backward(loss)
+            else:  # outside a Trainer (unit tests of the loss path)
+                loss.backward()
+            self.counters["train_tokens"] += micro.num_tokens
+            with torch.no_grad():
+                entropy = losses.entropy_from_logits(logits.detach() / self.config.temperature)
+                micro_stats["entropy"] = float((entropy * micro.response_mask).sum() / denominators["num_tokens"])
+            micro_stats["loss"] = float(loss.detach())
+            for key, value in micro_stats.items():
+                stats[key] = stats.get(key, 0.0) + float(value)
+        return stats
+
     def update(self, batch: RLBatch) -> dict:
         """Epochs x mini-batches optimizer steps; each mini-batch accumulated over micro-batches."""
         optimizer = self.optimizers()
@@ -255,29 +285,10 @@ class RLModule(L.LightningModule):
         for _ in range(self.config.epochs):
             # Shuffle whole prompts (their groups or pairs stay together), then split.
             prompt_order = torch.randperm(prompts, generator=generator) if self.config.mini_batches > 1 else torch.arange(prompts)
-            order = (prompt_order[:, None] * g + torch.arange(g)).reshape(-1)
-            for mini_index in order.chunk(min(self.config.mini_batches, prompts)):
-                mini = batch.select(mini_index)
-                denominators = {"num_tokens": float(mini.response_mask.sum().clamp(min=1)),
-                                "num_seqs": float(len(mini)), "max_len": float(mini.response_width)}
-                for micro_index in self.chunks(len(mini), self.micro_size()):
-                    micro = mini.select(micro_index)
-                    logits = self.response_logits(self.policy, micro)
-                    logp = losses.token_logp(logits, micro.input_ids[:, micro.prompt_width:], self.config.temperature)
-                    if micro.old_logp is None:
-                        micro.old_logp = logp.detach()
-                    loss, micro_stats = self.loss(micro, logp, logits, denominators)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.rl_step}")
-                    self.manual_backward(loss)
-                    self.counters["train_tokens"] += micro.num_tokens
-                    with torch.no_grad():
-                        entropy = losses.entropy_from_logits(logits.detach() / self.config.temperature)
-                        micro_stats["entropy"] = float((entropy * micro.response_mask).sum() / denominators["num_tokens"])
-                    micro_stats["loss"] = float(loss.detach())
-                    for key, value in micro_stats.items():
-                        sums[key] = sums.get(key, 0.0) + float(value)
-                    self.after_backward(micro)
+            for mini_prompts in prompt_order.chunk(min(self.config.mini_batches, prompts)):
+                mini_index = (mini_prompts[:, None] * g + torch.arange(g)).reshape(-1)
+                for key, value in self.accumulate_gradients(batch.select(mini_index)).items():
+                    sums[key] = sums.get(key, 0.0) + value
                 if self.config.max_grad_norm > 0:
                     self.clip_gradients(optimizer, gradient_clip_val=self.config.max_grad_norm, gradient_clip_algorithm="norm")
                 optimizer.step()
@@ -286,9 +297,6 @@ class RLModule(L.LightningModule):
                 count += 1
         # Micro-batch stats are additive parts of their mini-batch's value: average over mini-batches.
         return {key: value / count for key, value in sums.items()}
-
-    def after_backward(self, micro: RLBatch) -> None:
-        """Hook for a second model's backward (PPO's critic)."""
 
     def after_optimizer_step(self) -> None:
         """Hook for a second optimizer step (PPO's critic)."""

@@ -8,13 +8,23 @@ import sys
 import yaml
 
 
+def _parse_value(text: str):
+    """Numbers as numbers (YAML 1.1 reads `1e-3` as a string), else as YAML reads them."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
 def _algo_overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ValueError(f"--set {pair!r}: expected KEY=VALUE")
-        out[key] = yaml.safe_load(value)  # numbers, booleans and strings as YAML reads them
+        out[key] = _parse_value(value)
     return out
 
 

@@ -1,0 +1,69 @@
+"""The LightningModules on the tiny policy: exact gradient accumulation, declared needs."""
+
+import pytest
+import torch
+
+import algorithms
+import tasks
+from harness.config import algorithm_config, load_run_config
+from harness.engines.hf import HFEngine
+from harness.models import load_policy
+from harness.prompts import encode_prompts
+
+
+def make_module(name, tiny_model_dir, **overrides):
+    tokenizer, policy = load_policy(str(tiny_model_dir))
+    task = tasks.get("arithmetic")
+    run = load_run_config(None, {"algorithm": name, "algo": {"max_new_tokens": 16, **overrides}})
+    config = algorithm_config(run)
+
+    def encode(examples):
+        return encode_prompts(tokenizer, [ex.prompt for ex in examples])
+
+    def reward(texts, examples):
+        return [v.score for v in task.reward_many(texts, examples)]
+
+    module = algorithms.get(name)(policy, tokenizer, HFEngine(policy, tokenizer), reward, encode, config, seed=0)
+    examples = task.load("train", limit=8, levels=(1,))
+    if module.needs_offline_values:
+        # A fixed offline table: prompt i solved i mod 9 times out of 8 (0..8).
+        module.set_offline({ex.id: [1.0] * (i % 9) + [0.0] * (8 - i % 9) for i, ex in enumerate(examples)})
+    return module, examples
+
+
+# Group sizes that let 8 samples split into micro-batches of 2.
+SMALL_GROUPS = {"grpo": {"samples_per_prompt": 2}, "rebel": {}, "ppo": {}, "a_star_po": {}, "basis": {}}
+
+
+@pytest.mark.parametrize("name", algorithms.names())
+def test_micro_batches_accumulate_to_the_full_batch_gradient(name, tiny_model_dir):
+    torch.manual_seed(0)
+    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS[name])
+    g = module.samples_per_prompt
+    batch, _ = module.make_batch(examples[: 8 // g])
+    assert len(batch) == 8
+    grads = []
+    for micro in (8, 2):
+        module.config.micro_batch_size = micro
+        module.zero_grad(set_to_none=True)
+        module.accumulate_gradients(batch)
+        grads.append(torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]))
+    assert grads[0].abs().sum() > 0
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7), (grads[0] - grads[1]).abs().max()
+
+
+def test_declared_needs():
+    from algorithms.a_star_po import AStarPOConfig
+    from algorithms.basis import BASISConfig
+    from algorithms.grpo import GRPOConfig
+    from algorithms.rebel import REBELConfig
+
+    assert algorithms.get("ppo").needs_critic and not algorithms.get("grpo").needs_critic
+    assert AStarPOConfig().samples_per_prompt == 1 and BASISConfig().samples_per_prompt == 1
+    assert REBELConfig().samples_per_prompt == 2 and GRPOConfig().samples_per_prompt > 1
+    with pytest.raises(ValueError, match="samples_per_prompt"):
+        REBELConfig(samples_per_prompt=1)
+    with pytest.raises(ValueError, match="samples_per_prompt"):
+        GRPOConfig(samples_per_prompt=1)
+    with pytest.raises(ValueError, match="value_estimator"):
+        BASISConfig(value_estimator="median")
