@@ -280,6 +280,26 @@ def batch_mean_values(rewards: Tensor, leave_one_out: bool = True) -> Tensor:
     return (total - rewards) / (rewards.numel() - 1)
 
 
+@torch.no_grad()
+def prompt_embeddings(model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor,
+                      position_ids: Tensor) -> Tensor:
+    """Mean-pooled last hidden state of ``model.base_model`` over the given tokens.
+
+    Shared by BASIS's kernel variant and the value diagnostic (:mod:`harness.diagnostic`).
+
+    Args:
+        model: a causal LM whose ``base_model`` returns ``last_hidden_state``.
+        input_ids, attention_mask, position_ids: ``[N, P]`` left-padded prompts.
+
+    Returns:
+        ``[N, H]``; padding positions (mask 0) do not count.
+    """
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                              position_ids=position_ids, use_cache=False).last_hidden_state
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
 # --- the LightningModule ------------------------------------------------------------------
 VALUE_ESTIMATORS = ("batch_mean", "prior", "calibrated", "calibrated_kernel")
 
@@ -341,17 +361,12 @@ class BASIS(RLModule):
                                             c.kernel_ridge, fold_ids=fold_ids)
         batch.values = values
 
-    @torch.no_grad()
     def prompt_embeddings(self, batch) -> Tensor:
-        """Mean-pooled last hidden state of the reference-free policy body over prompt tokens: [N, H]."""
-        prompt_ids = batch.input_ids[:, : batch.prompt_width]
+        """Embeddings of the batch's prompts under the current policy: [N, H] (see :func:`prompt_embeddings`)."""
         prompt_mask = batch.attention_mask[:, : batch.prompt_width]
-        hidden = self.policy.base_model(input_ids=prompt_ids, attention_mask=prompt_mask,
-                                        position_ids=batch.position_ids[:, : batch.prompt_width],
-                                        use_cache=False).last_hidden_state
         self.counters["forward_tokens"] += int(prompt_mask.sum())
-        weights = prompt_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return prompt_embeddings(self.policy, batch.input_ids[:, : batch.prompt_width], prompt_mask,
+                                 batch.position_ids[:, : batch.prompt_width])
 
     def advantages(self, batch):
         return advantages(batch.rewards, batch.values)[:, None] * batch.response_mask

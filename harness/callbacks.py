@@ -39,6 +39,7 @@ class RunRecorder:
         self.offline_seconds = offline_seconds
         self.history: list[dict] = []
         self.eval_curve: list[dict] = []
+        self.diag_curve: list[dict] = []  # the value diagnostic (harness.diagnostic), when on
         self.latest: dict = {}
         self.train_seconds = 0.0
         self.started = time.perf_counter()

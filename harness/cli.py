@@ -36,8 +36,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", dest="data_dir", help="local benchmark data folder (else $RLVR_DATA_DIR, else the hub)")
     p.add_argument("--steps", dest="max_steps", type=int, help="RL steps")
     p.add_argument("--prompts-per-step", dest="prompts_per_step", type=int)
+    p.add_argument("--samples-per-step", dest="samples_per_step", type=int,
+                   help="prompts per step = this / the algorithm's samples per prompt")
     p.add_argument("--eval-limit", dest="eval_limit", type=int, help="held-out prompts evaluated")
     p.add_argument("--eval-every", dest="eval_every", type=int, help="evaluate every N steps (0: before/after only)")
+    p.add_argument("--diag-every", dest="diag_every", type=int,
+                   help="value-estimation diagnostic at step 0 and every N steps (0: off; not charged)")
     p.add_argument("--budget", help="KIND=LIMIT with KIND samples|tokens|flops|seconds")
     p.add_argument("--experiment", help="MLflow experiment name")
     p.add_argument("--output-dir", dest="output_dir", help="folder for results/<experiment>/runs and the default MLflow store")
@@ -55,8 +59,8 @@ def _run_overrides(args, keys) -> dict:
     return values
 
 
-RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "eval_limit", "eval_every",
-            "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline")
+RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_every",
+            "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline")
 
 
 def cmd_pretrain(args) -> int:

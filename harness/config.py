@@ -34,6 +34,9 @@ class RunConfig:
     max_steps: int = 40
     """RL steps (one rollout batch each); a budget may stop the run earlier."""
     prompts_per_step: int = 16
+    samples_per_step: int | None = None
+    """If set, prompts per step = samples_per_step / the algorithm's samples per prompt, so
+    algorithms with one rollout per prompt see as many samples per step as GRPO with groups."""
     train_limit: int | None = None
     eval_limit: int = 200
     eval_samples: int = 1
@@ -43,6 +46,13 @@ class RunConfig:
     """Defaults to the algorithm's max_new_tokens."""
     eval_every: int = 0
     """Evaluate every this many steps (0: only before and after training)."""
+    diag_every: int = 0
+    """Run the value-estimation diagnostic at step 0 and every this many steps (0: off). Not charged."""
+    diag_probe: int = 64
+    """Probe prompts of the diagnostic: the first `diag_probe` examples of the test split (they may
+    overlap the evaluation set; neither is trained on)."""
+    diag_mc_samples: int = 16
+    """Rollouts per probe prompt for its Monte-Carlo value (on top of the 8 the estimators use)."""
     budget: str | None = None
     """`samples=N`, `tokens=N`, `flops=N` or `seconds=N`."""
     charge_offline: bool = True
@@ -59,8 +69,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.prompts_per_step < 1 or self.eval_limit < 1 or self.eval_samples < 1:
             raise ValueError("max_steps, prompts_per_step, eval_limit and eval_samples must be >= 1")
+        if self.samples_per_step is not None and self.samples_per_step < 1:
+            raise ValueError(f"samples_per_step must be >= 1, got {self.samples_per_step}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.diag_every < 0 or self.diag_probe < 2 or self.diag_mc_samples < 1:
+            raise ValueError(f"diag_every must be >= 0, diag_probe >= 2 and diag_mc_samples >= 1, got "
+                             f"{self.diag_every}, {self.diag_probe}, {self.diag_mc_samples}")
 
     def tracking(self) -> str:
         if self.tracking_uri:
@@ -148,3 +163,12 @@ def as_params(run: RunConfig, algo_config) -> dict:
     params = {k: v for k, v in dataclasses.asdict(run).items() if k != "algo"}
     params.update({f"algo.{k}": v for k, v in dataclasses.asdict(algo_config).items()})
     return params
+
+
+def prompts_per_step(run: RunConfig, algo_config) -> int:
+    if run.samples_per_step is None:
+        return run.prompts_per_step
+    if run.samples_per_step % algo_config.samples_per_prompt:
+        raise ValueError(f"samples_per_step {run.samples_per_step} is not a multiple of {run.algorithm}'s "
+                         f"samples_per_prompt {algo_config.samples_per_prompt}")
+    return run.samples_per_step // algo_config.samples_per_prompt

@@ -23,9 +23,17 @@ def cache_key(model_path: str, task: str, n: int, seed: int, params: SamplingPar
 
 
 def offline_stage(module, examples: list, encode_fn, reward_fn, model_path: str, task: str, seed: int,
-                  chunk_prompts: int = 64, log=print) -> tuple[dict, dict]:
-    """(example id -> rewards of N reference samples, cost) for the module's offline stage."""
-    n = module.offline_samples_per_prompt()
+                  chunk_prompts: int = 64, log=print, n: int | None = None) -> tuple[dict, dict]:
+    """(example id -> rewards of N reference samples, cost) for the module's offline stage.
+
+    N is the module's `offline_samples_per_prompt()` unless `n` is given (the value diagnostic
+    samples its probe prompts with any module, including ones without an offline stage). The
+    module also supplies the engine and the sampling parameters. Charging the cost is the
+    caller's decision (:func:`charge`).
+    """
+    n = module.offline_samples_per_prompt() if n is None else n
+    if n < 1:
+        raise ValueError(f"the offline stage needs at least one sample per prompt, got n={n}")
     base = module.sampling_params(n)
     ids = [ex.id for ex in examples]
     path = cache_dir() / "offline" / f"{cache_key(model_path, task, n, seed, base, ids)}.json"
@@ -33,7 +41,7 @@ def offline_stage(module, examples: list, encode_fn, reward_fn, model_path: str,
         cached = json.loads(path.read_text())
         log(f"offline: reusing {n} reference samples x {len(ids)} prompts from {path}")
         return cached["rewards"], cached["cost"]
-    log(f"offline: sampling {n} reference samples x {len(ids)} prompts (charged to the budget)")
+    log(f"offline: sampling {n} reference samples x {len(ids)} prompts")
     started = time.perf_counter()
     rewards: dict[str, list[float]] = {}
     cost = {"samples": 0, "prompt_tokens": 0, "generated_tokens": 0, "seconds": 0.0}

@@ -9,7 +9,7 @@ import warnings
 import torch
 
 from harness.budget import Budget
-from harness.config import RunConfig, algorithm_config, as_params
+from harness.config import RunConfig, algorithm_config, as_params, prompts_per_step
 from harness.prompts import PROMPT_VERSION, encode_prompts
 
 
@@ -51,8 +51,26 @@ def run_offline_stage(module, run: RunConfig, examples, encode_fn, reward_fn, mo
     if run.charge_offline:
         charge(module, cost, parameters)
         recorder.offline_seconds = cost["seconds"]
+    log(f"offline: cost {'charged to the budget' if run.charge_offline else 'reported apart, not charged'}")
     recorder.log(metrics, 0)
     return [ex for ex in examples if module.keep_example(ex, rewards)]
+
+
+def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn, model_path, recorder, log):
+    """The value diagnostic's probe set, its reference samples (never charged) and its callback."""
+    from harness.diagnostic import DIAG_OFFLINE_SAMPLES, ValueDiagnosticCallback
+    from harness.offline import offline_stage
+
+    probe = load_examples(task, "test", run, run.diag_probe)
+    # The module's own M when it has an offline stage, so an ablation of M shows in the diagnostic.
+    n = module.offline_samples_per_prompt() or DIAG_OFFLINE_SAMPLES
+    log(f"diag: value diagnostic every {run.diag_every} steps on {len(probe)} probe prompts (not charged)")
+    rewards, cost = offline_stage(module, probe, encode_fn, reward_fn, model_path, run.task, run.seed, log=log, n=n)
+    recorder.log({"timing_s/diag_offline": cost["seconds"]}, 0)
+    c = module.config
+    return ValueDiagnosticCallback(recorder, task, probe, encode_fn, rewards, every=run.diag_every,
+                                   mc_samples=run.diag_mc_samples, seed=run.seed * 1_000_003 + 700_000,
+                                   temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
 
 
 def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
@@ -113,7 +131,9 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
         temperature=run.eval_temperature, max_new_tokens=run.eval_max_new_tokens or algo_config.max_new_tokens,
         seed=run.seed + 12345)
     callbacks = [TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
-    loader = DataLoader(train_examples, batch_size=run.prompts_per_step, shuffle=True, drop_last=True,
+    if run.diag_every > 0:
+        callbacks.append(value_diagnostic_callback(module, run, task, encode_fn, reward_fn, model_path, recorder, log))
+    loader = DataLoader(train_examples, batch_size=prompts_per_step(run, algo_config), shuffle=True, drop_last=True,
                         collate_fn=list, generator=torch.Generator().manual_seed(run.seed))
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=100_000, max_steps=-1, logger=logger,
                         callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
@@ -135,7 +155,8 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
         "engine": run.engine, "experiment": run.experiment, "budget": run.budget,
         "config": params, "environment": env, "prompt_version": PROMPT_VERSION,
         "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
-        "summary": summary, "final_metrics": final, "eval_curve": curve, "history": recorder.history,
+        "summary": summary, "final_metrics": final, "eval_curve": curve,
+        "diag_curve": recorder.diag_curve, "history": recorder.history,
     }
     write_json_atomic(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
     try:

@@ -1,22 +1,10 @@
-"""End to end: GRPO from the warm start on arithmetic, logged to a real MLflow store."""
+"""End to end on the tiny warm start: MLflow contents, run files, determinism, compare."""
 
 import json
 
 import mlflow
-import pytest
 
 from harness.train import run_training
-
-
-@pytest.mark.slow
-def test_grpo_raises_heldout_accuracy(make_run):
-    run = make_run("default", algorithm="grpo", seed=0, eval_every=0)
-    record = run_training(run, progress=False)
-    s = record["summary"]
-    # 500 held-out problems x 2 samples, the same random numbers before and after: the standard
-    # error of the difference is about 0.02; measured gain on this machine: 0.24 -> 0.33.
-    assert s["accuracy_after"] >= s["accuracy_before"] + 0.05, s
-    assert s["steps"] == 40
 
 
 def test_smoke_run_logs_contract_metrics_to_mlflow_and_json(make_run):
@@ -57,3 +45,16 @@ def test_same_seed_logs_identical_metrics(make_run, tmp_path):
 
     assert pick(records[0]["history"]) == pick(records[1]["history"])
     assert any("train/loss" in row for row in pick(records[0]["history"]))
+
+
+def test_compare_runs_the_grid_once_and_skips_finished_runs(make_run, tiny_model_dir, tmp_path, capsys):
+    from harness.compare import run_comparison
+
+    overrides = {"output_dir": str(tmp_path / "results"), "model": str(tiny_model_dir)}
+    first = run_comparison("smoke", overrides, algorithms=["basis", "rebel"], seeds=[0, 1])
+    assert sorted((r["algorithm"], r["seed"]) for r in first) == [("basis", 0), ("basis", 1), ("rebel", 0), ("rebel", 1)]
+    again = run_comparison("smoke", overrides, algorithms=["basis", "rebel"], seeds=[0, 1])
+    out = capsys.readouterr().out
+    assert out.count("already finished") == 4
+    assert [r["mlflow_run_id"] for r in again] == [r["mlflow_run_id"] for r in first]
+    assert "| basis | 2 |" in out and "| rebel | 2 |" in out

@@ -1,0 +1,135 @@
+"""The value-estimation diagnostic: how far each baseline is from the current policy's true value.
+
+On a fixed probe set, draw `group_size + mc_samples` rollouts per prompt from the current policy.
+The last `mc_samples` give the Monte-Carlo value of each prompt and are held out from every
+estimator, so no estimator sees the samples it is scored against. The first `group_size` feed the
+estimators that use online rollouts: sample 0 alone is the one-rollout-per-prompt batch
+(REINFORCE++, BASIS), all `group_size` are GRPO's group. The offline estimators (BASIS's prior,
+A*-PO's V*) use reference samples drawn once before training (`harness.offline`).
+Logged as `diag/value_mse/<estimator>` (ALGORITHMS.md); its cost is reported as `timing_s/diag`
+and never charged to the training budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import lightning as L
+import torch
+
+from algorithms.a_star_po import optimal_values
+from algorithms.basis import (
+    batch_mean_values,
+    batch_values,
+    fold_assignment,
+    kernel_smoothed_values,
+    prior_from_counts,
+    prompt_embeddings,
+)
+from algorithms.rollout import SamplingParams
+from harness.engines.hf import left_pad
+
+FOLDS = 2  # BASIS's default cross-fitting
+A_STAR_PO_BETA1 = 0.5
+DIAG_OFFLINE_SAMPLES = 8
+"""Reference samples per probe prompt when the algorithm has no offline stage (ALGORITHMS.md's M = N = 8)."""
+
+
+def value_diagnostic(engine, task, probe_examples: list, encode_fn, offline_rewards: dict[str, list[float]],
+                     mc_samples: int = 16, group_size: int = 8, seed: int = 0, temperature: float = 1.0,
+                     max_new_tokens: int = 40, embed_fn: Callable[[list], torch.Tensor] | None = None,
+                     top_p: float = 1.0) -> dict:
+    """MSE of each estimator's baseline against the Monte-Carlo value on the probe prompts.
+
+    Args:
+        engine: rollout engine sampling from the current policy.
+        task: its `reward_many` verifies the rollouts.
+        probe_examples: P probe prompts (P >= 2: the calibration is cross-fitted).
+        encode_fn: examples -> prompt token ids.
+        offline_rewards: example id -> rewards of the M reference samples (same M for every prompt).
+        mc_samples: rollouts per prompt for the Monte-Carlo value, held out from every estimator.
+        group_size: GRPO's n; rollouts 0..group_size-1 of each prompt.
+        seed: sampling seed; also the fold seed of the cross-fitted calibration.
+        embed_fn: examples -> ``[P, H]`` prompt embeddings; adds `calibrated_kernel` when given.
+
+    Returns:
+        ``{"diag/value_mse/<estimator>": float, ..., "diag/mc_value_mean": float}`` with estimators
+        batch_mean, group_mean_<group_size>, prior, calibrated, [calibrated_kernel],
+        a_star_po_v_star.
+    """
+    if len(probe_examples) < 2 or mc_samples < 1 or group_size < 1:
+        raise ValueError("the diagnostic needs >= 2 probe prompts, mc_samples >= 1 and group_size >= 1")
+    missing = [ex.id for ex in probe_examples if ex.id not in offline_rewards]
+    if missing:
+        raise ValueError(f"no offline rewards for probe prompt(s) {missing[:5]}")
+    n = group_size + mc_samples
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+    rollout = engine.generate(encode_fn(probe_examples), params)
+    verdicts = task.reward_many(rollout.texts, [ex for ex in probe_examples for _ in range(n)])
+    scores = torch.tensor([v.score for v in verdicts], dtype=torch.float64).view(len(probe_examples), n)
+    mc_value = scores[:, group_size:].mean(-1)  # [P]
+    single = scores[:, 0]  # [P] the one-rollout-per-prompt batch
+
+    offline = torch.tensor([offline_rewards[ex.id] for ex in probe_examples], dtype=torch.float64)  # [P, M]
+    prior = prior_from_counts((offline > 0.5).sum(-1), offline.shape[-1])
+    calibrated = batch_values(single, prior, folds=FOLDS, seed=seed)
+    values = {
+        "batch_mean": batch_mean_values(single),
+        f"group_mean_{group_size}": scores[:, :group_size].mean(-1),
+        "prior": prior,
+        "calibrated": calibrated,
+    }
+    if embed_fn is not None:
+        fold_ids = fold_assignment(len(single), FOLDS, seed, single.device)
+        values["calibrated_kernel"] = kernel_smoothed_values(calibrated, single, embed_fn(probe_examples).cpu(),
+                                                             fold_ids=fold_ids)
+    values["a_star_po_v_star"] = optimal_values(offline, A_STAR_PO_BETA1)
+    metrics = {f"diag/value_mse/{name}": float(((v.to(torch.float64) - mc_value) ** 2).mean())
+               for name, v in values.items()}
+    metrics["diag/mc_value_mean"] = float(mc_value.mean())
+    return metrics
+
+
+def policy_embed_fn(policy: torch.nn.Module, pad_id: int, encode_fn) -> Callable[[list], torch.Tensor]:
+    """examples -> ``[P, H]`` prompt embeddings under the policy's current weights (BASIS's kernel)."""
+
+    def embed(examples: list) -> torch.Tensor:
+        ids, mask = left_pad(encode_fn(examples), pad_id)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        device = next(policy.parameters()).device
+        return prompt_embeddings(policy, ids.to(device), mask.to(device), position_ids.to(device))
+
+    return embed
+
+
+class ValueDiagnosticCallback(L.Callback):
+    """The diagnostic at train start and every `every` RL steps; logged, never charged.
+
+    It reads the module's engine, policy and counters (for the curve's x-axis) and writes none
+    of them: `module.counters` and the budget stay what they would be without it.
+    """
+
+    def __init__(self, recorder, task, probe_examples: list, encode_fn, offline_rewards: dict, every: int,
+                 **diag_kwargs):
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.recorder, self.task, self.examples, self.encode_fn = recorder, task, probe_examples, encode_fn
+        self.offline_rewards, self.every, self.diag_kwargs = offline_rewards, every, diag_kwargs
+
+    def run(self, module) -> dict:
+        started = time.perf_counter()
+        embed_fn = policy_embed_fn(module.policy, module.tokenizer.pad_token_id, self.encode_fn)
+        metrics = value_diagnostic(module.engine, self.task, self.examples, self.encode_fn, self.offline_rewards,
+                                   embed_fn=embed_fn, **self.diag_kwargs)
+        metrics["timing_s/diag"] = time.perf_counter() - started
+        self.recorder.diag_curve.append({"step": module.rl_step, **metrics, **self.recorder.budget(module)})
+        self.recorder.log(metrics, module.rl_step)
+        return metrics
+
+    def on_train_start(self, trainer, module):
+        self.run(module)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if module.rl_step % self.every == 0:
+            self.run(module)
