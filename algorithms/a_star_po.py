@@ -66,9 +66,7 @@ def regression_loss(logp: Tensor, ref_logp: Tensor, rewards: Tensor, values: Ten
         0-dim loss tensor.
     """
     residual = beta2 * (logp - ref_logp) - (rewards - values)
-    count = logp.shape[0] if num_prompts is None else num_prompts
-    count = torch.as_tensor(count, dtype=logp.dtype, device=logp.device).clamp_min(1.0)
-    return (residual * residual).sum() / count
+    return losses.squared_error_mean(residual, num_prompts)
 
 
 # --- the LightningModule ------------------------------------------------------------------

@@ -274,3 +274,11 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     """
     probs = torch.softmax(logits, dim=-1)
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)
+
+
+def squared_error_mean(residual: Tensor, count: float | int | Tensor | None = None) -> Tensor:
+    """``sum(residual^2) / count`` (default ``count`` = rows): the regression losses of REBEL and
+    A*-PO, with a global ``count`` so micro-batches accumulate to the full batch's loss."""
+    count = residual.shape[0] if count is None else count
+    count = torch.as_tensor(count, dtype=residual.dtype, device=residual.device).clamp_min(1.0)
+    return (residual * residual).sum() / count

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from algorithms import losses
@@ -58,9 +57,7 @@ def regression_loss(logp: Tensor, old_logp: Tensor, rewards: Tensor, eta: float 
             raise ValueError(f"{name} must have shape [P, 2], got {tuple(tensor.shape)}")
     log_ratio = logp - old_logp
     residual = (log_ratio[:, 0] - log_ratio[:, 1]) - eta * (rewards[:, 0] - rewards[:, 1])
-    count = logp.shape[0] if num_prompts is None else num_prompts
-    count = torch.as_tensor(count, dtype=logp.dtype, device=logp.device).clamp_min(1.0)
-    return (residual * residual).sum() / count
+    return losses.squared_error_mean(residual, num_prompts)
 
 
 # --- the LightningModule ------------------------------------------------------------------
