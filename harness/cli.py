@@ -7,6 +7,9 @@ import sys
 
 import yaml
 
+from harness.compare import RunFailed
+from harness.tracking import TrackingUnreachable
+
 
 def _parse_value(text: str):
     """Numbers as numbers (YAML 1.1 reads `1e-3` as a string), else as YAML reads them."""
@@ -119,14 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, TrackingUnreachable, RunFailed) as err:
         print(f"rlvr-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except RuntimeError as err:
-        if type(err).__name__ == "TrackingUnreachable":
-            print(f"rlvr-bench {args.command}: error: {err}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

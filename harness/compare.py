@@ -18,11 +18,41 @@ def grid(preset: str, algorithms: list[str] | None, seeds: list[int] | None) -> 
     return list(algos), list(seeds or spec.get("seeds") or [0, 1])
 
 
-def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = None,
-                   seeds: list[int] | None = None, log=print) -> list[dict]:
+class RunFailed(RuntimeError):
+    pass
+
+
+def _train_child(values: dict) -> None:
+    from harness.config import RunConfig
     from harness.train import run_training
 
+    run_training(RunConfig(**values), progress=False)
+
+
+def run_isolated(run) -> dict:
+    """One run in a fresh process: its peak memory is its own (ru_maxrss never goes down within
+    a process), and a crash leaves the finished runs of the grid in place."""
+    import dataclasses
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=_train_child, args=(dataclasses.asdict(run),))
+    process.start()
+    process.join()
+    path = run_path(run.output_dir, run.experiment, run.algorithm, run.seed)
+    if process.exitcode != 0 or not path.exists():
+        raise RunFailed(f"run {run.algorithm} seed {run.seed} failed (exit code {process.exitcode}); "
+                           f"finished runs are kept, start the comparison again to resume")
+    return read_run(path)
+
+
+def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = None,
+                   seeds: list[int] | None = None, log=print, isolate: bool = True) -> list[dict]:
+    from harness.train import run_training
+
+    from harness.tracking import check_tracking_uri
+
     algos, seed_list = grid(preset, algorithms, seeds)
+    check_tracking_uri(load_run_config(preset, {**overrides, "algorithm": algos[0]}).tracking())
     records = []
     for algorithm in algos:
         for seed in seed_list:
@@ -33,7 +63,7 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
                 records.append(read_run(path))
                 continue
             log(f"compare: {algorithm} seed {seed} ...")
-            records.append(run_training(run, log=log, progress=False))
+            records.append(run_isolated(run) if isolate else run_training(run, log=log, progress=False))
     log(summary_table(records))
     return records
 

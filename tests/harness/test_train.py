@@ -58,3 +58,16 @@ def test_compare_runs_the_grid_once_and_skips_finished_runs(make_run, tiny_model
     assert out.count("already finished") == 4
     assert [r["mlflow_run_id"] for r in again] == [r["mlflow_run_id"] for r in first]
     assert "| basis | 2 |" in out and "| rebel | 2 |" in out
+
+
+def test_budget_stops_each_run_within_one_step_of_the_limit(make_run, tmp_path):
+    # smoke: 32 samples per step; BASIS's offline prior costs 32 prompts x 8 = 256 samples, charged.
+    for algorithm in ("grpo", "basis"):
+        run = make_run("smoke", algorithm=algorithm, seed=0, budget="samples=400", max_steps=1000, eval_every=0,
+                       output_dir=str(tmp_path / algorithm))
+        record = run_training(run, progress=False)
+        final = record["final_metrics"]
+        assert 400 <= final["budget/samples"] < 400 + 32, (algorithm, final["budget/samples"])
+        for axis in ("budget/samples", "budget/generated_tokens", "budget/flops", "budget/seconds"):
+            assert final[axis] > 0 and all(axis in point for point in record["eval_curve"])
+    assert record["summary"]["steps"] == (400 - 256 + 31) // 32
