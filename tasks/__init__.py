@@ -6,11 +6,18 @@
 
 from tasks.arithmetic import ArithmeticTask
 from tasks.base import Example, Task
+from tasks.benchmarks import Aime24Task, Aime25Task, Amc23Task, GSM8KTask, Math500Task, MathTask
 from tasks.verify import Verdict, reset_status_counts, status_counts, verify, verify_many
 
 # name -> task instance; adding a task is one line here.
 REGISTRY: dict[str, Task] = {
     "arithmetic": ArithmeticTask(),
+    "gsm8k": GSM8KTask(),
+    "math": MathTask(),
+    "math500": Math500Task(),
+    "aime24": Aime24Task(),
+    "aime25": Aime25Task(),
+    "amc23": Amc23Task(),
 }
 
 
