@@ -28,6 +28,7 @@ from algorithms.basis import (
     prompt_embeddings,
 )
 from algorithms.rollout import SamplingParams
+from harness.evaluate import sample_and_verify
 from harness.engines.hf import left_pad
 
 FOLDS = 2  # BASIS's default cross-fitting
@@ -65,8 +66,7 @@ def value_diagnostic(engine, task, probe_examples: list, encode_fn, offline_rewa
         raise ValueError(f"no offline rewards for probe prompt(s) {missing[:5]}")
     n = group_size + mc_samples
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    rollout = engine.generate(encode_fn(probe_examples), params)
-    verdicts = task.reward_many(rollout.texts, [ex for ex in probe_examples for _ in range(n)])
+    _, verdicts = sample_and_verify(engine, task, probe_examples, encode_fn, params)
     scores = torch.tensor([v.score for v in verdicts], dtype=torch.float64).view(len(probe_examples), n)
     mc_value = scores[:, group_size:].mean(-1)  # [P]
     single = scores[:, 0]  # [P] the one-rollout-per-prompt batch

@@ -9,6 +9,13 @@ import torch
 from algorithms.rollout import SamplingParams
 
 
+def sample_and_verify(engine, task, examples: list, encode_fn, params: SamplingParams):
+    """`params.n` rollouts per example (prompt-major) and their verdicts: (rollout, verdicts)."""
+    rollout = engine.generate(encode_fn(examples), params)
+    verdicts = task.reward_many(rollout.texts, [ex for ex in examples for _ in range(params.n)])
+    return rollout, verdicts
+
+
 def evaluate(engine, task, examples: list, encode_fn, samples: int = 1, temperature: float = 1.0,
              max_new_tokens: int = 64, seed: int = 0) -> dict:
     """pass@1 (mean over `samples` per prompt) and verifier status counts.
@@ -16,12 +23,9 @@ def evaluate(engine, task, examples: list, encode_fn, samples: int = 1, temperat
     A fixed seed means evaluations before and after training draw the same random numbers, so the
     difference between them comes from the weights.
     """
-    prompt_ids = encode_fn(examples)
     params = SamplingParams(n=samples, temperature=temperature, top_p=1.0,
                             max_new_tokens=max_new_tokens, seed=seed)
-    rollout = engine.generate(prompt_ids, params)
-    expanded = [ex for ex in examples for _ in range(samples)]
-    verdicts = task.reward_many(rollout.texts, expanded)
+    rollout, verdicts = sample_and_verify(engine, task, examples, encode_fn, params)
     scores = torch.tensor([v.score for v in verdicts], dtype=torch.float64).view(len(examples), samples)
     metrics = {"eval/accuracy": float(scores.mean())}
     statuses = Counter(v.status for v in verdicts)

@@ -149,10 +149,14 @@ def pretrain(spec: TinySpec, out_dir: Path, log=print) -> dict:
     return info
 
 
-def ensure_tiny(spec: TinySpec | None = None, log=print) -> Path:
-    """The cached warm-start folder, built on first use."""
+def ensure_tiny(spec: TinySpec | None = None, log=print, force: bool = False) -> Path:
+    """The cached warm-start folder, built on first use (or again with `force`)."""
     spec = spec or TinySpec()
     out_dir = cache_dir() / "models" / spec.key()
+    if force and out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
     if (out_dir / "rlvr_pretrain.json").exists():
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -183,13 +187,7 @@ def warm_start_accuracy(model_dir: Path, eval_limit: int = 500, seed: int = 0) -
 
 
 def pretrain_and_report(force: bool = False, eval_limit: int = 500, spec: TinySpec | None = None) -> Path:
-    spec = spec or TinySpec()
-    out_dir = cache_dir() / "models" / spec.key()
-    if force and out_dir.exists():
-        import shutil
-
-        shutil.rmtree(out_dir)
-    path = ensure_tiny(spec)
+    path = ensure_tiny(spec, force=force)
     acc = warm_start_accuracy(path, eval_limit)
     print(f"warm start: {path}")
     print(f"warm start pass@1 on {eval_limit} arithmetic test problems: "

@@ -149,7 +149,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
         "wall_s": time.perf_counter() - started,
         "parameters": parameters,
     }
-    final = {k: v for k, v in recorder.latest.items()}
+    final = dict(recorder.latest)
     record = {
         "algorithm": run.algorithm, "seed": run.seed, "task": run.task, "model": run.model,
         "engine": run.engine, "experiment": run.experiment, "budget": run.budget,
