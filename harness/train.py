@@ -73,8 +73,12 @@ def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn
                                    temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
 
 
-def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
-    """Train, evaluate before and after, log everything; returns the run record (also written as JSON)."""
+def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbacks: list | None = None,
+                 extra_tags: dict | None = None) -> dict:
+    """Train, evaluate before and after, log everything; returns the run record (also written as JSON).
+
+    `extra_callbacks` run after the evaluation callback (a sweep's pruning hook reads its result);
+    `extra_tags` are added to the MLflow run's tags (a sweep's parent run and trial number)."""
     import lightning as L
     from torch.utils.data import DataLoader
 
@@ -115,7 +119,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
     module = algo_cls(policy, tokenizer, engine, reward_fn, encode_fn, algo_config, seed=run.seed)
     tags = {"algorithm": run.algorithm, "seed": str(run.seed), "task": run.task, "model": run.model,
             "engine": run.engine, "budget_kind": budget.kind if budget else "steps",
-            "prompt_version": PROMPT_VERSION}
+            "prompt_version": PROMPT_VERSION, **(extra_tags or {})}
     logger = make_logger(run, tags)
     params = as_params(run, algo_config)
     env = environment()
@@ -131,6 +135,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True) -> dict:
         temperature=run.eval_temperature, max_new_tokens=run.eval_max_new_tokens or algo_config.max_new_tokens,
         seed=run.seed + 12345)
     callbacks = [TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
+    callbacks += list(extra_callbacks or [])
     if run.diag_every > 0:
         callbacks.append(value_diagnostic_callback(module, run, task, encode_fn, reward_fn, model_path, recorder, log))
     loader = DataLoader(train_examples, batch_size=prompts_per_step(run, algo_config), shuffle=True, drop_last=True,
