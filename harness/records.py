@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import sys
 from pathlib import Path
+
+
+def command_line() -> list[str]:
+    """The command that started this process (a spawned run child inherits its parent's argv)."""
+    argv = list(sys.argv)
+    if argv:
+        argv[0] = os.path.basename(argv[0])
+    return argv
+
+
+def examples_checksum(examples: list) -> dict:
+    """How many examples and a SHA-256 of their ids, prompts and gold answers: the data a run saw."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps([ex.id, ex.prompt, ex.answer]).encode())
+    return {"examples": len(examples), "sha256": digest.hexdigest()}
 
 
 def run_path(output_dir: str, experiment: str, algorithm: str, seed: int) -> Path:

@@ -93,7 +93,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     from harness.engines import make_engine
     from harness.environment import environment
     from harness.models import load_policy, resolve_model
-    from harness.records import run_path, write_json_atomic
+    from harness.records import command_line, examples_checksum, run_path, write_json_atomic
 
     quiet_lightning()
     if run.threads:
@@ -108,6 +108,8 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     tokenizer, policy = load_policy(model_path)
     train_examples = load_examples(task, "train", run, run.train_limit)
     eval_examples = load_examples(task, "test", run, run.eval_limit)
+    data = {"data_dir": run.data_dir, "train": examples_checksum(train_examples),
+            "eval": examples_checksum(eval_examples)}
     engine = make_engine(run.engine, policy, tokenizer)
 
     def encode_fn(examples):
@@ -124,6 +126,8 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     params = as_params(run, algo_config)
     env = environment()
     logger.log_hyperparams({**params, "model_path": model_path, "git_commit": env["git_commit"],
+                            "command": " ".join(command_line()), "data.train_sha256": data["train"]["sha256"],
+                            "data.eval_sha256": data["eval"]["sha256"],
                             **{f"version.{k}": v for k, v in env["versions"].items()}})
     parameters = sum(p.numel() for p in policy.parameters())
     recorder = RunRecorder(logger, parameters)
@@ -159,6 +163,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         "algorithm": run.algorithm, "seed": run.seed, "task": run.task, "model": run.model,
         "engine": run.engine, "experiment": run.experiment, "budget": run.budget,
         "config": params, "environment": env, "prompt_version": PROMPT_VERSION,
+        "command": command_line(), "data": data, "model_path": model_path,
         "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
         "summary": summary, "final_metrics": final, "eval_curve": curve,
         "diag_curve": recorder.diag_curve, "history": recorder.history,
