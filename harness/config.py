@@ -65,6 +65,9 @@ class RunConfig:
     """torch intra-op threads (default: torch's choice)."""
     algo: dict = field(default_factory=dict)
     """Overrides of the algorithm's hyperparameters (its config class validates them)."""
+    per_algorithm: dict = field(default_factory=dict)
+    """Overrides by algorithm name, `{grpo: {lr: 1e-4}}`, applied before `algo` to that algorithm
+    only (a tuned preset written by `rlvr-bench sweep --export` carries one section per algorithm)."""
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.prompts_per_step < 1 or self.eval_limit < 1 or self.eval_samples < 1:
@@ -73,6 +76,9 @@ class RunConfig:
             raise ValueError(f"samples_per_step must be >= 1, got {self.samples_per_step}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        unknown = sorted(set(self.per_algorithm) - set(_algorithm_names())) if self.per_algorithm else []
+        if unknown:
+            raise ValueError(f"per_algorithm: unknown algorithm(s) {unknown}; known: {_algorithm_names()}")
         if self.diag_every < 0 or self.diag_probe < 2 or self.diag_mc_samples < 1:
             raise ValueError(f"diag_every must be >= 0, diag_probe >= 2 and diag_mc_samples >= 1, got "
                              f"{self.diag_every}, {self.diag_probe}, {self.diag_mc_samples}")
@@ -83,6 +89,12 @@ class RunConfig:
         out = Path(self.output_dir).resolve()
         out.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{out / 'mlflow.db'}"
+
+
+def _algorithm_names() -> list[str]:
+    import algorithms
+
+    return algorithms.names()
 
 
 def _check_type(value: Any, annotation: str, where: str) -> Any:
@@ -154,6 +166,10 @@ def algorithm_config(run: RunConfig):
     cls = algorithms.get(run.algorithm).config_class
     path = PRESET_DIR / "algorithms" / f"{run.algorithm}.yaml"
     values = typed_values(cls, read_yaml(path), str(path)) if path.exists() else {}
+    section = run.per_algorithm.get(run.algorithm) or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"per_algorithm.{run.algorithm}: expected a mapping, got {section!r}")
+    values.update(typed_values(cls, section, f"per_algorithm.{run.algorithm}"))
     values.update(typed_values(cls, run.algo, "algo overrides"))
     return cls(**values)
 
