@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
     _add_run_flags(p)
     p.set_defaults(func=cmd_compare)
+
+    from sweeps.cli import add_sweep_parser
+
+    add_sweep_parser(sub, _add_run_flags)
     return parser
 
 
