@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sweeps.cli import add_sweep_parser
 
     add_sweep_parser(sub, _add_run_flags)
+
+    from harness.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

@@ -65,6 +65,10 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             log(f"compare: {algorithm} seed {seed} ...")
             records.append(run_isolated(run) if isolate else run_training(run, log=log, progress=False))
     log(summary_table(records))
+    from harness.report import write_report
+
+    paths = write_report(run.experiment, run.output_dir, baseline="grpo" if "grpo" in algos else None)
+    log(f"compare: leaderboard {paths['md']} (.html, .csv)")
     return records
 
 

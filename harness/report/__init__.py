@@ -1,0 +1,86 @@
+"""Leaderboard reports: `results/<experiment>/leaderboard.{md,html,csv}` from stored runs.
+
+A pure function of the run records (the JSON files or the MLflow experiment): imports no
+training code (no torch, Lightning or algorithms) and runs in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report.leaderboard import by_algorithm, leaderboard
+from harness.report.load import load_runs
+
+__all__ = ["build_report", "leaderboard", "load_runs", "write_report"]
+
+NOTES = [
+    "Final accuracy: pass@1 on the held-out set at the last evaluation; mean over seeds and a 95% percentile "
+    "bootstrap interval (10,000 resamples of the seeds, numpy default_rng(0)). One seed gives no interval.",
+    "Rank: 1 + the number of algorithms whose whole interval lies above this one's; overlapping intervals share a rank.",
+    "Matched budget: per axis, the largest budget every run reached (the smallest final budget); accuracy read off "
+    "each run's evaluation curve, linear between evaluations (before the first evaluation, the starting policy's).",
+    "Time to target: training seconds (budget/seconds: training steps plus charged offline stages, evaluation "
+    "excluded) at which a run's evaluation curve first reaches the target accuracy, linear between evaluations; "
+    "mean over the seeds that reach it (count in brackets).",
+    "Ratios against the baseline as in the A*-PO paper: x times faster = baseline seconds / these seconds; "
+    "% less memory = 100 x (baseline - this) / baseline peak memory; both on the means over seeds.",
+    "Peak memory: perf/peak_memory_gb (GPU max allocated on CUDA, peak RSS of the run's own process on CPU). "
+    "Wall s: the whole training call, evaluations included. KL to ref: the last step's train/kl_ref (k3).",
+]
+
+
+def _describe(records: list[dict], board: dict) -> list[str]:
+    values = lambda key: sorted({str(r.get(key)) for r in records})  # noqa: E731
+    groups = by_algorithm(records)
+    target = f"{board['target_accuracy']:.3f}" + (
+        " (default: the highest accuracy every seed of the baseline reached; set it with --target-accuracy)"
+        if board["target_is_default"] else "")
+    return [
+        f"{len(records)} runs: {', '.join(f'{n} x{len(r)}' for n, r in groups.items())}. "
+        f"Task {', '.join(values('task'))}; model {', '.join(values('model'))}; engine {', '.join(values('engine'))}; "
+        f"budget {', '.join(b if b != 'None' else 'none (max_steps)' for b in values('budget'))}.",
+        f"Baseline for the ratios: {board['baseline'] or 'none (no runs of the requested baseline)'}; "
+        f"target accuracy {target}.",
+    ]
+
+
+def build_report(records: list[dict], experiment: str, baseline: str | None = "grpo",
+                 target_accuracy: float | None = None) -> dict[str, str]:
+    """{"md", "html", "csv"}: the three documents as text."""
+    from harness.report import html, plots, reproducibility, tables
+
+    board = leaderboard(records, baseline=baseline, target_accuracy=target_accuracy)
+    headline = tables.headline_rows(board)
+    budget = tables.budget_rows(board)
+    repro = reproducibility.sections(records)
+    intro = _describe(records, board)
+    title = f"Leaderboard: {experiment}"
+    md = [f"# {title}", "", *intro, "", "## Leaderboard", "", tables.markdown_table(*headline), "",
+          "## Matched budget and cost", "", tables.markdown_table(*budget), "",
+          "Figures (accuracy against each budget axis, peak memory, time per phase, value error): "
+          "`leaderboard.html`.", "", "## How the numbers are computed", ""]
+    md += [f"- {note}" for note in NOTES]
+    md += ["", "## Reproducibility", ""]
+    for heading, text in repro:
+        md += [f"### {heading}", "", "```", text, "```", ""]
+    figures = plots.all_figures(by_algorithm(records))
+    page = html.page(title, intro, [("Leaderboard", "leaderboard", *headline),
+                                    ("Matched budget and cost", "budget", *budget)], figures, NOTES, repro)
+    return {"md": "\n".join(md), "html": page, "csv": tables.to_csv(board)}
+
+
+def write_report(experiment: str, output_dir: str | Path = "results", baseline: str | None = "grpo",
+                 target_accuracy: float | None = None, tracking_uri: str | None = None) -> dict[str, Path]:
+    """Load the runs, build the report, write `<output_dir>/<experiment>/leaderboard.{md,html,csv}`."""
+    records = load_runs(experiment, output_dir, tracking_uri)
+    documents = build_report(records, experiment, baseline, target_accuracy)
+    folder = Path(output_dir) / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, text in documents.items():
+        path = folder / f"leaderboard.{kind}"
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        paths[kind] = path
+    return paths

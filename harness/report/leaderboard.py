@@ -1,0 +1,126 @@
+"""The leaderboard's numbers: one row per algorithm, computed from its runs (one per seed).
+
+Definitions (also printed under the tables):
+- final accuracy: the last held-out evaluation (`summary.accuracy_after`); mean and 95 % percentile
+  bootstrap interval over seeds (`stats.bootstrap_ci`);
+- rank: 1 + the number of algorithms whose whole accuracy interval lies above this one's (ties
+  where intervals overlap);
+- matched budget points: per axis, the largest budget every run reached (the minimum of the
+  runs' final budgets); accuracy there is read off each run's evaluation curve (linear between
+  evaluations) and averaged over seeds;
+- time to target: training seconds (`budget/seconds`: compute of the training steps plus charged
+  offline stages, evaluation excluded) at which the evaluation curve first reaches the target
+  accuracy, linear between evaluations; averaged over the seeds that reach it;
+- ratios against the baseline as the A*-PO paper reports them: "x times faster" = baseline
+  seconds / this algorithm's seconds; "% less memory" = 100 (baseline - this) / baseline, on the
+  means over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from harness.report import stats
+
+AXES = {"samples": "budget/samples", "tokens": "budget/generated_tokens", "flops": "budget/flops",
+        "seconds": "budget/seconds"}
+
+
+def by_algorithm(records: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["algorithm"], []).append(record)
+    return {name: sorted(runs, key=lambda r: r["seed"]) for name, runs in sorted(groups.items())}
+
+
+def curve(record: dict, key: str) -> tuple[list[float], list[float]]:
+    """(budget on axis `key`, accuracy) at each evaluation of the run."""
+    points = record["eval_curve"]
+    return [float(p[key]) for p in points], [float(p["eval/accuracy"]) for p in points]
+
+
+def default_target(records: list[dict], baseline: str | None = None) -> float:
+    """The highest accuracy every seed of the baseline reached at some evaluation (every run when
+    there is no baseline): "how fast does each algorithm get to where the baseline reliably gets"."""
+    runs = [r for r in records if r["algorithm"] == baseline] or records
+    return min(max(p["eval/accuracy"] for p in r["eval_curve"]) for r in runs)
+
+
+def matched_points(records: list[dict]) -> dict[str, float]:
+    return {axis: min(float(r["eval_curve"][-1][key]) for r in records) for axis, key in AXES.items()}
+
+
+def phase_seconds(record: dict) -> dict[str, float]:
+    """Seconds per phase over the whole run, from the `timing_s/<phase>` metrics of its history
+    (`timing_s/step` is their per-step sum and is left out)."""
+    totals: dict[str, float] = {}
+    for entry in record.get("history") or []:
+        for key, value in entry.items():
+            if key.startswith("timing_s/") and key != "timing_s/step" and value is not None:
+                phase = key.removeprefix("timing_s/")
+                totals[phase] = totals.get(phase, 0.0) + float(value)
+    return totals
+
+
+def final(record: dict, key: str) -> float:
+    value = record["final_metrics"].get(key)
+    return math.nan if value is None else float(value)
+
+
+def seconds_to_target(record: dict, target: float) -> float:
+    xs, ys = curve(record, AXES["seconds"])
+    return stats.first_crossing(xs, ys, target)
+
+
+def _mean_ci(prefix: str, values: list[float]) -> dict:
+    low, high = stats.bootstrap_ci(values)
+    return {f"{prefix}_mean": stats.mean(values), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}
+
+
+def algorithm_row(algorithm: str, runs: list[dict], target: float, matched: dict[str, float]) -> dict:
+    accuracy = [float(r["summary"]["accuracy_after"]) for r in runs]
+    to_target = [seconds_to_target(r, target) for r in runs]
+    row = {"algorithm": algorithm, "seeds": len(runs)}
+    row.update(_mean_ci("accuracy", accuracy))
+    row["accuracy_before_mean"] = stats.mean([r["summary"]["accuracy_before"] for r in runs])
+    for axis, key in AXES.items():
+        row[f"accuracy_at_matched_{axis}"] = stats.mean(
+            [stats.interpolate(*curve(r, key), matched[axis]) for r in runs])
+    row.update(_mean_ci("wall_s", [r["summary"].get("wall_s") for r in runs]))
+    row["seconds_to_target_mean"] = stats.mean(to_target)
+    row["seeds_reaching_target"] = sum(math.isfinite(t) for t in to_target)
+    row.update(_mean_ci("peak_memory_gb", [final(r, "perf/peak_memory_gb") for r in runs]))
+    row["samples_mean"] = stats.mean([final(r, "budget/samples") for r in runs])
+    row["generated_tokens_mean"] = stats.mean([final(r, "budget/generated_tokens") for r in runs])
+    row["flops_mean"] = stats.mean([final(r, "budget/flops") for r in runs])
+    row["budget_seconds_mean"] = stats.mean([final(r, "budget/seconds") for r in runs])
+    row["kl_ref_mean"] = stats.mean([final(r, "train/kl_ref") for r in runs])
+    row["steps_mean"] = stats.mean([r["eval_curve"][-1]["step"] for r in runs])
+    return row
+
+
+def leaderboard(records: list[dict], baseline: str | None = "grpo", target_accuracy: float | None = None) -> dict:
+    """{"rows": [...], "baseline", "target_accuracy", "target_is_default", "matched"}; rows sorted by rank."""
+    if not records:
+        raise ValueError("no runs to report")
+    groups = by_algorithm(records)
+    if baseline is not None and baseline not in groups:
+        raise ValueError(f"--baseline {baseline!r}: no runs of it; algorithms in the runs: {', '.join(groups)}")
+    target = default_target(records, baseline) if target_accuracy is None else float(target_accuracy)
+    matched = matched_points(records)
+    rows = [algorithm_row(name, runs, target, matched) for name, runs in groups.items()]
+    ranks = stats.ranks_with_ties({r["algorithm"]: (r["accuracy_ci_low"], r["accuracy_ci_high"]) for r in rows},
+                                  {r["algorithm"]: r["accuracy_mean"] for r in rows})
+    base = next((r for r in rows if r["algorithm"] == baseline), None)
+    for row in rows:
+        row["rank"] = ranks[row["algorithm"]]
+        if base is None:
+            row["times_faster_to_target"] = row["times_faster_wall"] = row["percent_less_memory"] = math.nan
+            continue
+        row["times_faster_to_target"] = stats.times_faster(base["seconds_to_target_mean"], row["seconds_to_target_mean"])
+        row["times_faster_wall"] = stats.times_faster(base["wall_s_mean"], row["wall_s_mean"])
+        row["percent_less_memory"] = stats.percent_less_memory(base["peak_memory_gb_mean"], row["peak_memory_gb_mean"])
+    rows.sort(key=lambda r: (r["rank"], -r["accuracy_mean"] if math.isfinite(r["accuracy_mean"]) else 0.0,
+                             r["algorithm"]))
+    return {"rows": rows, "baseline": base and baseline, "target_accuracy": target,
+            "target_is_default": target_accuracy is None, "matched": matched}

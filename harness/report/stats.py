@@ -1,0 +1,110 @@
+"""Statistics over seeds: means, bootstrap intervals, ranks with ties, ratios against a baseline.
+
+Pure numpy; every function takes plain lists of floats (one per seed) and is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+
+
+def finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def mean(values) -> float:
+    values = finite(values)
+    return float(np.mean(values)) if values else math.nan
+
+
+def bootstrap_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                 confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over seeds.
+
+    Resample the n seeds with replacement `resamples` times (``numpy.random.default_rng(seed)``,
+    ``integers(0, n, size=(resamples, n))``), take each resample's mean, and return the
+    (1 - confidence) / 2 and (1 + confidence) / 2 percentiles (numpy's linear interpolation).
+    A fresh generator per call: the interval of a quantity never depends on what else was computed.
+    One seed gives the degenerate interval (x, x); none gives (nan, nan).
+    """
+    values = np.asarray(finite(values), dtype=np.float64)
+    if values.size == 0:
+        return math.nan, math.nan
+    if values.size == 1:
+        return float(values[0]), float(values[0])
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, values.size, size=(resamples, values.size))
+    means = values[index].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def ranks_with_ties(intervals: dict[str, tuple[float, float]], means: dict[str, float],
+                    higher_is_better: bool = True) -> dict[str, int]:
+    """Rank = 1 + the number of entries that are better with non-overlapping intervals.
+
+    Entries whose intervals overlap share a rank (as the LMSYS arena ranks models): an algorithm
+    is only ranked below another when the other's whole interval lies above its own. Entries
+    without a finite mean rank last.
+    """
+    ranks = {}
+    names = list(intervals)
+    for name in names:
+        low, high = intervals[name]
+        if not math.isfinite(means.get(name, math.nan)):
+            ranks[name] = len(names)
+            continue
+        better = 0
+        for other in names:
+            if other == name or not math.isfinite(means.get(other, math.nan)):
+                continue
+            o_low, o_high = intervals[other]
+            better += (o_low > high) if higher_is_better else (o_high < low)
+        ranks[name] = 1 + better
+    return ranks
+
+
+def times_faster(baseline_seconds: float, seconds: float) -> float:
+    """"x times faster" as the A*-PO paper reports it: the baseline's time over this one's."""
+    if not (math.isfinite(baseline_seconds) and math.isfinite(seconds)) or seconds <= 0:
+        return math.nan
+    return baseline_seconds / seconds
+
+
+def percent_less_memory(baseline_gb: float, gb: float) -> float:
+    """"% less memory" than the baseline: 100 * (baseline - this) / baseline; negative is more."""
+    if not (math.isfinite(baseline_gb) and math.isfinite(gb)) or baseline_gb <= 0:
+        return math.nan
+    return 100.0 * (baseline_gb - gb) / baseline_gb
+
+
+def interpolate(xs: list[float], ys: list[float], x: float) -> float:
+    """y at x on the piecewise-linear curve through (xs, ys); ys[0] for 0 <= x < xs[0], nan past xs[-1].
+
+    Before its first evaluation a run's policy is still the starting one (an offline stage spends
+    budget without changing it), so its accuracy there is the first evaluation's.
+    """
+    if not xs or not math.isfinite(x) or x < 0 or x > xs[-1]:
+        return math.nan
+    return float(np.interp(x, xs, ys))
+
+
+def first_crossing(xs: list[float], ys: list[float], target: float) -> float:
+    """The smallest x where the piecewise-linear curve through (xs, ys) reaches `target`.
+
+    If the first point already reaches it, that point's x; nan if the curve never does.
+    """
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if y >= target:
+            if i == 0:
+                return float(x)
+            x0, y0 = xs[i - 1], ys[i - 1]
+            return float(x0 + (target - y0) * (x - x0) / (y - y0))
+    return math.nan

@@ -1,0 +1,81 @@
+"""The leaderboard as CSV (every number, full precision) and as Markdown tables (rounded)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+CSV_COLUMNS = (
+    "rank", "algorithm", "seeds",
+    "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high", "accuracy_before_mean",
+    "accuracy_at_matched_samples", "accuracy_at_matched_tokens", "accuracy_at_matched_flops",
+    "accuracy_at_matched_seconds",
+    "wall_s_mean", "wall_s_ci_low", "wall_s_ci_high", "times_faster_wall",
+    "seconds_to_target_mean", "seeds_reaching_target", "times_faster_to_target",
+    "peak_memory_gb_mean", "peak_memory_gb_ci_low", "peak_memory_gb_ci_high", "percent_less_memory",
+    "samples_mean", "generated_tokens_mean", "flops_mean", "budget_seconds_mean", "kl_ref_mean", "steps_mean",
+)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else repr(value)
+    return str(value)
+
+
+def to_csv(board: dict) -> str:
+    """One row per algorithm; empty cells where a number is undefined (no baseline, target not reached)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in board["rows"]:
+        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def fmt(value, spec: str = ".3f", missing: str = "–") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return missing
+    return format(value, spec)
+
+
+def _interval(row: dict, prefix: str, spec: str) -> str:
+    return f"{fmt(row[prefix + '_mean'], spec)} [{fmt(row[prefix + '_ci_low'], spec)}, {fmt(row[prefix + '_ci_high'], spec)}]"
+
+
+def headline_rows(board: dict) -> tuple[list[str], list[list[str]]]:
+    """The leaderboard table: rank, accuracy with its interval, time, memory and the ratios."""
+    base = board["baseline"] or "baseline"
+    header = ["rank", "algorithm", "seeds", "final accuracy [95% CI]", "accuracy before",
+              f"s to {board['target_accuracy']:.3f} (seeds)", f"x faster than {base}", "wall s",
+              f"x faster than {base} (wall)", "peak memory GB", f"% less memory than {base}"]
+    body = []
+    for r in board["rows"]:
+        body.append([str(r["rank"]), r["algorithm"], str(r["seeds"]), _interval(r, "accuracy", ".3f"),
+                     fmt(r["accuracy_before_mean"]),
+                     f"{fmt(r['seconds_to_target_mean'], '.1f')} ({r['seeds_reaching_target']}/{r['seeds']})",
+                     fmt(r["times_faster_to_target"], ".2f"), fmt(r["wall_s_mean"], ".1f"),
+                     fmt(r["times_faster_wall"], ".2f"), fmt(r["peak_memory_gb_mean"], ".3f"),
+                     fmt(r["percent_less_memory"], "+.1f")])
+    return header, body
+
+
+def budget_rows(board: dict) -> tuple[list[str], list[list[str]]]:
+    """Accuracy at the matched budget points, and what each algorithm spent."""
+    m = board["matched"]
+    header = ["algorithm", f"accuracy @ {m['samples']:.4g} samples", f"@ {m['tokens']:.4g} tokens",
+              f"@ {m['flops']:.3g} FLOPs", f"@ {m['seconds']:.1f} s", "samples", "tokens", "FLOPs",
+              "training s", "KL to ref", "steps"]
+    body = []
+    for r in board["rows"]:
+        body.append([r["algorithm"], *(fmt(r[f"accuracy_at_matched_{a}"]) for a in ("samples", "tokens", "flops", "seconds")),
+                     fmt(r["samples_mean"], ".0f"), fmt(r["generated_tokens_mean"], ".0f"), fmt(r["flops_mean"], ".3g"),
+                     fmt(r["budget_seconds_mean"], ".1f"), fmt(r["kl_ref_mean"], ".2e"), fmt(r["steps_mean"], ".0f")])
+    return header, body
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""The leaderboard's numbers against the runs they come from (synthetic runs with known numbers)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from synthetic_runs import EVAL_STEPS, EXPERIMENT, SPEC, accuracy_curve, budget_at, synthetic_records
+
+from harness.cli import main
+from harness.report import leaderboard, load_runs
+from harness.report.reproducibility import sections
+from harness.report.stats import ranks_with_ties
+from harness.report.tables import to_csv
+
+
+def read_csv(path) -> dict[str, dict]:
+    with open(path) as f:
+        return {row["algorithm"]: row for row in csv.DictReader(f)}
+
+
+def number(text: str) -> float:
+    return float(text) if text != "" else math.nan
+
+
+def bootstrap_interval(values: list[float]) -> tuple[float, float]:
+    """The documented procedure, written out again: 10,000 resamples of the seeds, default_rng(0)."""
+    values = np.array(values)
+    draws = np.random.default_rng(0).integers(0, len(values), size=(10_000, len(values)))
+    resampled = values[draws].mean(axis=1)
+    return float(np.percentile(resampled, 2.5)), float(np.percentile(resampled, 97.5))
+
+
+def seconds_to(algorithm: str, final: float, target: float) -> float:
+    """Hand-computed crossing of the three-point curve (start, midpoint, final)."""
+    accuracy = accuracy_curve(final)
+    seconds = [budget_at(algorithm, s)["budget/seconds"] for s in EVAL_STEPS]
+    for i in range(1, 3):
+        if accuracy[i] >= target > accuracy[i - 1]:
+            return seconds[i - 1] + (target - accuracy[i - 1]) / (accuracy[i] - accuracy[i - 1]) * (seconds[i] - seconds[i - 1])
+    return math.inf if accuracy[-1] < target else seconds[0]
+
+
+def test_csv_numbers_match_the_runs(synthetic_report):
+    rows = read_csv(synthetic_report["csv"])
+    assert set(rows) == set(SPEC)
+    for algorithm, spec in SPEC.items():
+        row = rows[algorithm]
+        assert int(row["seeds"]) == len(spec["final"])
+        assert number(row["accuracy_mean"]) == pytest.approx(np.mean(spec["final"]), abs=1e-12)
+        low, high = bootstrap_interval(spec["final"])
+        assert number(row["accuracy_ci_low"]) == pytest.approx(low, abs=1e-12)
+        assert number(row["accuracy_ci_high"]) == pytest.approx(high, abs=1e-12)
+        assert min(spec["final"]) <= low < np.mean(spec["final"]) < high <= max(spec["final"])
+        assert number(row["peak_memory_gb_mean"]) == pytest.approx(np.mean(spec["peak"]), abs=1e-12)
+        assert number(row["wall_s_mean"]) == pytest.approx(np.mean(spec["wall"]), abs=1e-12)
+        final_budget = budget_at(algorithm, EVAL_STEPS[-1])
+        assert number(row["samples_mean"]) == final_budget["budget/samples"]
+        assert number(row["flops_mean"]) == pytest.approx(final_budget["budget/flops"])
+    # Two seeds: the bootstrap distribution of the mean puts 1/4 of its mass on each seed's value,
+    # so the 2.5 and 97.5 percentiles are exactly the two values.
+    assert (number(rows["ppo"]["accuracy_ci_low"]), number(rows["ppo"]["accuracy_ci_high"])) == (0.20, 0.22)
+
+    # Time to 0.33 on the training-seconds axis; PPO never gets there.
+    expected = {a: [seconds_to(a, f, 0.33) for f in SPEC[a]["final"]] for a in ("grpo", "a_star_po")}
+    for algorithm, times in expected.items():
+        assert number(rows[algorithm]["seconds_to_target_mean"]) == pytest.approx(np.mean(times), rel=1e-12)
+        assert rows[algorithm]["seeds_reaching_target"] == str(len(times))
+    assert rows["ppo"]["seeds_reaching_target"] == "0" and rows["ppo"]["times_faster_to_target"] == ""
+
+    # Ratios against GRPO in the A*-PO paper's way.
+    speedup = np.mean(expected["grpo"]) / np.mean(expected["a_star_po"])
+    assert number(rows["a_star_po"]["times_faster_to_target"]) == pytest.approx(speedup, rel=1e-12)
+    assert speedup > 1.4  # A*-PO's synthetic runs spend half the seconds per step, plus 8 s offline
+    assert number(rows["a_star_po"]["times_faster_wall"]) == pytest.approx(125.0 / 63.0)
+    less = 100 * (np.mean(SPEC["grpo"]["peak"]) - np.mean(SPEC["a_star_po"]["peak"])) / np.mean(SPEC["grpo"]["peak"])
+    assert number(rows["a_star_po"]["percent_less_memory"]) == pytest.approx(less, rel=1e-12)
+    assert number(rows["ppo"]["percent_less_memory"]) == pytest.approx(100 * (1.05 - 1.55) / 1.05, rel=1e-12)
+    assert number(rows["grpo"]["times_faster_to_target"]) == 1.0 and number(rows["grpo"]["percent_less_memory"]) == 0.0
+
+    # A*-PO and GRPO overlap (shared rank 1); PPO lies below both.
+    assert [rows[a]["rank"] for a in ("a_star_po", "grpo", "ppo")] == ["1", "1", "3"]
+
+    # Matched budget: the smallest final budget is GRPO's/PPO's 320 samples; A*-PO, which spent 256
+    # samples offline, is 64 samples into its 160-sample step from its first to its second evaluation.
+    assert number(rows["grpo"]["accuracy_at_matched_samples"]) == pytest.approx(np.mean(SPEC["grpo"]["final"]))
+    a_star = [accuracy_curve(f) for f in SPEC["a_star_po"]["final"]]
+    expected_a_star = np.mean([c[0] + (c[1] - c[0]) * 64 / 160 for c in a_star])
+    assert number(rows["a_star_po"]["accuracy_at_matched_samples"]) == pytest.approx(expected_a_star, rel=1e-12)
+
+
+def test_default_target_is_what_every_baseline_seed_reached():
+    board = leaderboard(synthetic_records(), baseline="grpo")
+    # GRPO's seeds end at 0.40, 0.44, 0.42 (their highest points): the target is 0.40.
+    assert board["target_accuracy"] == 0.40 and board["target_is_default"]
+    grpo = next(r for r in board["rows"] if r["algorithm"] == "grpo")
+    assert grpo["seeds_reaching_target"] == 3
+    grpo_times = [seconds_to("grpo", f, 0.40) for f in SPEC["grpo"]["final"]]
+    assert grpo["seconds_to_target_mean"] == pytest.approx(np.mean(grpo_times))
+    # Without a baseline: the highest accuracy every run reached, PPO's start (it only got worse).
+    assert leaderboard(synthetic_records(), baseline=None)["target_accuracy"] == 0.25
+
+
+def test_ranks_with_ties_where_intervals_overlap():
+    intervals = {"a": (0.50, 0.60), "b": (0.55, 0.65), "c": (0.30, 0.40), "d": (0.38, 0.52), "e": (0.0, 0.1)}
+    means = {k: sum(v) / 2 for k, v in intervals.items()}
+    # b: nobody above; a overlaps b; d overlaps a but lies below b's 0.55; c below a and b; e below all.
+    assert ranks_with_ties(intervals, means) == {"a": 1, "b": 1, "d": 2, "c": 3, "e": 5}
+
+
+def test_markdown_and_html_hold_the_tables_and_figures(synthetic_report):
+    paths = synthetic_report
+    md = paths["md"].read_text()
+    assert "| 1 | a_star_po | 3 | 0.430 [0.410, 0.450] | 0.250 |" in md
+    assert "| 3 | ppo | 2 | 0.210 [0.200, 0.220] |" in md
+    assert "rlvr-bench compare --experiment synth --seeds 0 1 2" in md
+    assert "0123456789abcdef0123456789abcdef01234567" in md and "a" * 64 in md
+    html = paths["html"].read_text()
+    assert html.count("<table") == 2 and html.count("data:image/png;base64,") == 4  # value-MSE logged too
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+def test_report_imports_no_training_code_and_takes_seconds(synthetic_results):
+    code = (
+        "import sys, time; t = time.perf_counter()\n"
+        "from harness.cli import main\n"
+        f"assert main(['report', {EXPERIMENT!r}, '--output-dir', {str(synthetic_results)!r}]) == 0\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'algorithms', 'transformers', 'mlflow') if m in sys.modules)\n"
+        "print('RESULT', heavy, time.perf_counter() - t)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    heavy, seconds = out.stdout.split("RESULT", 1)[1].rsplit(" ", 1)
+    assert heavy.strip() == "[]", heavy
+    assert float(seconds) < 30
+
+
+def test_cli_errors_name_the_flag_or_folder(synthetic_results, tmp_path, capsys):
+    assert main(["report", EXPERIMENT, "--output-dir", str(synthetic_results), "--baseline", "rebel"]) == 2
+    assert "--baseline 'rebel'" in capsys.readouterr().err
+    assert main(["report", "nothing-here", "--output-dir", str(tmp_path)]) == 2
+    assert str(tmp_path / "nothing-here" / "runs") in capsys.readouterr().err
+    assert main(["report", EXPERIMENT, "--output-dir", str(synthetic_results), "--target-accuracy", "7"]) == 2
+    assert "--target-accuracy" in capsys.readouterr().err
+    bad = synthetic_results / EXPERIMENT / "runs" / "grpo-seed0.json"
+    record = json.loads(bad.read_text())
+    del record["eval_curve"]
+    bad.write_text(json.dumps(record))
+    assert main(["report", EXPERIMENT, "--output-dir", str(synthetic_results)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "eval_curve" in err
+
+
+def test_mlflow_experiment_gives_the_same_leaderboard(synthetic_report, tmp_path):
+    """The same runs logged to a real MLflow store (SQLite) and read back with --tracking-uri."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment(EXPERIMENT)
+    for record in synthetic_records():
+        run = client.create_run(experiment_id, tags={"algorithm": record["algorithm"], "seed": str(record["seed"])})
+        params = {**{k: str(v) for k, v in record["config"].items()}, "git_commit": record["environment"]["git_commit"],
+                  "command": " ".join(record["command"]), "data.train_sha256": record["data"]["train"]["sha256"],
+                  "data.eval_sha256": record["data"]["eval"]["sha256"]}
+        metrics = [Metric(k, float(v), 0, e["step"]) for e in record["history"] + record["eval_curve"]
+                   for k, v in e.items() if k != "step"]
+        metrics += [Metric(k, float(v), 0, p["step"]) for p in record["diag_curve"] for k, v in p.items() if k != "step"]
+        # Logged last, so these are the run's latest values, as in a real run.
+        metrics += [Metric(k, float(v), 1, EVAL_STEPS[-1]) for k, v in record["final_metrics"].items()]
+        client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
+                         tags=[RunTag("engine", "hf")])
+        client.set_terminated(run.info.run_id)
+    from_files = read_csv(synthetic_report["csv"])
+    from_mlflow_runs = load_runs(EXPERIMENT, tracking_uri=uri)
+    assert [(r["algorithm"], r["seed"]) for r in from_mlflow_runs] == sorted(
+        (r["algorithm"], r["seed"]) for r in synthetic_records())
+    out = tmp_path / "from-mlflow.csv"
+    out.write_text(to_csv(leaderboard(from_mlflow_runs, baseline="grpo", target_accuracy=0.33)))
+    from_mlflow = read_csv(out)
+    same = ("rank", "seeds", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high", "accuracy_at_matched_samples",
+            "accuracy_at_matched_seconds", "seconds_to_target_mean", "times_faster_to_target", "peak_memory_gb_mean",
+            "percent_less_memory", "samples_mean", "flops_mean", "kl_ref_mean")
+    for algorithm in SPEC:
+        for column in same:
+            assert number(from_mlflow[algorithm][column]) == pytest.approx(number(from_files[algorithm][column]),
+                                                                           nan_ok=True), (algorithm, column)
+    repro = dict(sections(from_mlflow_runs))
+    assert "rlvr-bench compare --experiment synth" in repro["Command lines"]
+    assert "0123456789abcdef" in repro["Git commit"]
