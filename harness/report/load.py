@@ -47,7 +47,7 @@ def _history(client, run_id: str, key: str) -> list:
     return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
 
 
-def _record_from_mlflow(client, run) -> dict:
+def _record_from_mlflow(client, run, tracking_uri: str) -> dict:
     """One MLflow run as a run record: params -> config, metric histories -> curves."""
     params, tags, metrics = dict(run.data.params), dict(run.data.tags), dict(run.data.metrics)
     run_id = run.info.run_id
@@ -76,7 +76,9 @@ def _record_from_mlflow(client, run) -> dict:
     return {
         "algorithm": tags.get("algorithm") or params.get("algorithm"),
         "seed": int(seed),
-        "experiment": run.info.experiment_id,
+        "task": tags.get("task"), "model": tags.get("model"), "engine": tags.get("engine"),
+        "budget": None if params.get("budget") in (None, "None") else params["budget"],
+        "tracking_uri": tracking_uri,
         "config": config,
         "environment": {"git_commit": params.get("git_commit"), "versions": versions},
         "command": params.get("command", "").split() if params.get("command") else None,
@@ -111,7 +113,7 @@ def load_mlflow(experiment: str, tracking_uri: str) -> list[dict]:
             latest[(run.data.tags["algorithm"], run.data.tags.get("seed"))] = run
     records = []
     for run in latest.values():
-        record = _record_from_mlflow(client, run)
+        record = _record_from_mlflow(client, run, tracking_uri)
         record["experiment"] = experiment
         records.append(check_record(record, f"MLflow run {run.info.run_id} ({tracking_uri})"))
     if not records:
