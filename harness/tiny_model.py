@@ -160,8 +160,14 @@ def ensure_tiny(spec: TinySpec | None = None, log=print, force: bool = False) ->
     if (out_dir / "rlvr_pretrain.json").exists():
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    log(f"pretrain: no cached warm start at {out_dir}; building it (a few CPU minutes, once)")
-    pretrain(spec, out_dir, log=log)
+    import fcntl
+
+    # Processes that need it at the same time (tests, a comparison's runs) wait for one build.
+    with open(out_dir.parent / f"{spec.key()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out_dir / "rlvr_pretrain.json").exists():
+            log(f"pretrain: no cached warm start at {out_dir}; building it (a few CPU minutes, once)")
+            pretrain(spec, out_dir, log=log)
     return out_dir
 
 
