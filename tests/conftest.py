@@ -23,3 +23,14 @@ def make_run(tmp_path, tiny_model_dir):
         return load_run_config(preset, overrides)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def vllm_engine_factory():
+    """vLLM engines share one `vllm.LLM` per model folder in this process (it takes ~20 s to start)."""
+    from harness.engines import make_engine
+
+    def make(model_dir: str, tokenizer, policy, **options):
+        return make_engine("vllm", policy, tokenizer, model_dir=model_dir, options=options)
+
+    return make

@@ -1,15 +1,48 @@
-"""Rollout engines behind `algorithms.rollout.RolloutEngine`: `hf` (reference) and `vllm`."""
+"""Rollout engines behind `algorithms.rollout.RolloutEngine`: `hf` (reference) and `vllm`.
+
+`auto` picks vLLM where it is installed, else Hugging Face `generate`.
+"""
 
 from __future__ import annotations
 
-ENGINES = ("hf", "vllm")
+ENGINES = ("auto", "hf", "vllm")
 
 
-def make_engine(name: str, model, tokenizer, **options):
+def resolve_engine(name: str) -> str:
+    if name == "auto":
+        from harness.engines.vllm import vllm_available
+
+        return "vllm" if vllm_available() else "hf"
+    return name
+
+
+def engine_options(name: str, options: dict | None):
+    """The engine's typed options from the config's `engine_options` dict (errors name the key)."""
+    options = dict(options or {})
+    if resolve_engine(name) != "vllm":
+        return None
+    from dataclasses import fields
+
+    from harness.engines.vllm import VLLMOptions
+
+    known = {f.name for f in fields(VLLMOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"engine_options: unknown key(s) {unknown} for the vllm engine; known: {sorted(known)}")
+    return VLLMOptions(**options)
+
+
+def make_engine(name: str, model, tokenizer, model_dir: str | None = None, options: dict | None = None):
+    """An engine sampling from `model`'s current weights; `model_dir` is its saved folder (vLLM loads it)."""
+    name = resolve_engine(name)
     if name == "hf":
         from harness.engines.hf import HFEngine
 
         return HFEngine(model, tokenizer)
     if name == "vllm":
-        raise ValueError("--engine vllm: the vLLM engine is not built yet; use --engine hf")
+        from harness.engines.vllm import VLLMEngine
+
+        if model_dir is None:
+            raise ValueError("--engine vllm needs the policy's saved folder (model_dir)")
+        return VLLMEngine(model_dir, tokenizer, policy=model, options=engine_options(name, options))
     raise ValueError(f"--engine {name!r} is not one of {ENGINES}")
