@@ -7,6 +7,7 @@ diag_curve, history).
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from harness.records import read_run
@@ -81,7 +82,7 @@ def _record_from_mlflow(client, run, tracking_uri: str) -> dict:
         "tracking_uri": tracking_uri,
         "config": config,
         "environment": {"git_commit": params.get("git_commit"), "versions": versions},
-        "command": params.get("command", "").split() if params.get("command") else None,
+        "command": shlex.split(params["command"]) if params.get("command") else None,
         "data": {"train": {"sha256": params.get("data.train_sha256")},
                  "eval": {"sha256": params.get("data.eval_sha256")}} if "data.train_sha256" in params else None,
         "model_path": params.get("model_path"),
