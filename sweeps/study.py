@@ -74,11 +74,25 @@ def default_storage(run: RunConfig) -> str:
 def make_storage(url: str, settings: SweepSettings) -> optuna.storages.RDBStorage:
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=settings.heartbeat_s, grace_period=settings.grace_s,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=settings.max_retry))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=settings.heartbeat_s, grace_period=settings.grace_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=settings.max_retry))
+    except Exception as err:  # bad URL, missing driver, unreachable server
+        raise ValueError(f"--storage {shown(url)}: cannot open the Optuna storage ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def shown(url: str) -> str:
+    """The storage URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<storage URL>"
 
 
 def make_sampler(settings: SweepSettings, seed: int):
@@ -120,7 +134,7 @@ def open_study(settings: SweepSettings, run: RunConfig, storage_url: str, space,
                                     sampler=make_sampler(settings, settings.seed), pruner=make_pruner(settings))
     except optuna.exceptions.DuplicatedStudyError:
         if not settings.resume:
-            raise ValueError(f"--study {name}: already exists in {storage_url}; pass --resume to continue it "
+            raise ValueError(f"--study {name}: already exists in {shown(storage_url)}; pass --resume to continue it "
                              f"or to join it as another worker") from None
         # A joining worker draws its own random stream, or both would propose the same trials.
         seed = settings.seed + 1 + int.from_bytes(os.urandom(2), "little")
@@ -134,7 +148,7 @@ def open_study(settings: SweepSettings, run: RunConfig, storage_url: str, space,
     study.set_user_attr("run_config", dataclasses.asdict(run))
     study.set_user_attr("compare", compare)
     study.set_user_attr(PARENT_ATTR, _mlflow_parent(run, name, settings, space))
-    log(f"sweep: created study {name!r} in {storage_url}")
+    log(f"sweep: created study {name!r} in {shown(storage_url)}")
     return study
 
 
@@ -153,7 +167,7 @@ def _joined(study, settings: SweepSettings, storage_url: str, log):
     if study.user_attrs.get("algorithm") != settings.algorithm:
         raise ValueError(f"--study {study.study_name}: sweeps {study.user_attrs.get('algorithm')!r}, "
                          f"not --algorithm {settings.algorithm!r}")
-    log(f"sweep: joined study {study.study_name!r} in {storage_url}")
+    log(f"sweep: joined study {study.study_name!r} in {shown(storage_url)}")
     return study
 
 
@@ -238,6 +252,8 @@ def run_sweep(settings: SweepSettings, run: RunConfig, preset: str | None = None
     from harness.tracking import check_tracking_uri
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeat, constant_liar and fail_stale_trials are "experimental" in Optuna; they are relied on here.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     space = load_space(settings.algorithm, settings.space)
     run = dataclasses.replace(run, algorithm=settings.algorithm)
     check_tracking_uri(run.tracking())
