@@ -7,14 +7,17 @@ from harness.train import run_training
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
 @pytest.mark.parametrize("name", algorithms.names())
-def test_algorithm_raises_heldout_accuracy(name, make_run):
-    run = make_run("default", algorithm=name, seed=0, eval_every=0)
+def test_algorithm_raises_heldout_accuracy(name, engine, make_run):
+    # In one pytest process every vLLM run shares one engine (weights reset per run).
+    run = make_run("default", algorithm=name, seed=0, eval_every=0, engine=engine)
     record = run_training(run, progress=False)
     s = record["summary"]
     # 500 held-out problems x 2 samples, drawn with the same random numbers before and after:
     # the standard error of the difference is about 0.02, the margin asked is 2.5 times that.
     assert s["accuracy_after"] >= s["accuracy_before"] + 0.05, s
     assert s["steps"] == run.max_steps
+    assert record["engine"] == engine
     final = record["final_metrics"]
     assert final["budget/samples"] >= run.max_steps * run.samples_per_step
