@@ -28,6 +28,8 @@ def add_sweep_parser(sub, add_run_flags) -> None:
     p.add_argument("--export", metavar="PATH", help="write/update a preset with the best trial under per_algorithm.<algorithm>")
     p.add_argument("--space", metavar="PATH", help="search space YAML (default: sweeps/spaces/<algorithm>.yaml)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every trial and the sampler's seed")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="do not enqueue the preset's hyperparameters as trial 0 (the untuned reference)")
     p.add_argument("--pruner", choices=["median", "none"], default="median", help="pruning on intermediate evaluations")
     p.add_argument("--pruner-startup-trials", type=int, default=2, help="trials before the pruner may prune")
     p.add_argument("--startup-trials", type=int, help="random trials before TPE (default: trials / 3, 2 to 10)")
@@ -48,7 +50,7 @@ def cmd_sweep(args) -> int:
 
     settings = SweepSettings(
         algorithm=args.algorithm, trials=args.trials, study=args.study, storage=args.storage, resume=args.resume,
-        multi_objective=args.multi_objective, space=args.space, seed=args.seed, pruner=args.pruner,
+        multi_objective=args.multi_objective, space=args.space, seed=args.seed, baseline=args.baseline, pruner=args.pruner,
         pruner_startup_trials=args.pruner_startup_trials, startup_trials=args.startup_trials,
         heartbeat_s=args.heartbeat, grace_s=args.grace, max_retry=args.max_retry)
     overrides = _run_overrides(args, RUN_KEYS)
@@ -63,6 +65,9 @@ def cmd_sweep(args) -> int:
         csv_path, png_path = write_pareto(study, folder)
         print(f"sweep: Pareto front {csv_path} and {png_path}")
     best = best_trial(study)
+    baseline = [t for t in study.trials if t.user_attrs.get("baseline") and t.values]
+    if baseline:
+        print(f"sweep: baseline (preset values, trial {baseline[0].number}): objective(s) {baseline[0].values}")
     print(f"sweep: best trial {best.number}: objective(s) {best.values} params {best.params}")
     if args.export:
         print(f"sweep: tuned preset {export_preset(study, args.export)} "

@@ -77,11 +77,11 @@ def write_trials(study, folder: Path) -> Path:
     objectives = ["accuracy", "seconds"][: len(study.directions)]
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["trial", "state", *objectives, *names, "mlflow_run_id"])
+        out.writerow(["trial", "state", *objectives, *names, "baseline", "mlflow_run_id"])
         for t in trials:
             values = t.values or [None] * len(objectives)
             out.writerow([t.number, t.state.name, *values, *(t.params.get(n) for n in names),
-                          t.user_attrs.get("mlflow_run_id")])
+                          bool(t.user_attrs.get("baseline")), t.user_attrs.get("mlflow_run_id")])
     return path
 
 

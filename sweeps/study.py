@@ -39,6 +39,8 @@ class SweepSettings:
     multi_objective: bool = False
     space: str | None = None
     seed: int = 0
+    baseline: bool = True
+    """Enqueue the algorithm's preset values as trial 0, so the study holds the untuned result."""
     pruner: str = "median"
     pruner_startup_trials: int = 2
     startup_trials: int | None = None
@@ -147,9 +149,29 @@ def open_study(settings: SweepSettings, run: RunConfig, storage_url: str, space,
     study.set_user_attr("algorithm", settings.algorithm)
     study.set_user_attr("run_config", dataclasses.asdict(run))
     study.set_user_attr("compare", compare)
+    defaults = baseline_params(run, space) if settings.baseline else {}
+    if defaults:
+        study.enqueue_trial(defaults, user_attrs={"baseline": True})
     study.set_user_attr(PARENT_ATTR, _mlflow_parent(run, name, settings, space))
     log(f"sweep: created study {name!r} in {shown(storage_url)}")
     return study
+
+
+def baseline_params(run: RunConfig, space) -> dict:
+    """The run's resolved hyperparameters (preset and `--set`) that lie inside the space."""
+    from harness.config import algorithm_config
+
+    config = algorithm_config(run)
+    values = {}
+    for p in space:
+        value = getattr(config, p.name)
+        if p.distribution == "categorical":
+            inside = value in p.choices
+        else:
+            inside = isinstance(value, (int, float)) and not isinstance(value, bool) and p.low <= value <= p.high
+        if inside:
+            values[p.name] = value
+    return values
 
 
 def _joined(study, settings: SweepSettings, storage_url: str, log):
@@ -185,6 +207,8 @@ def make_objective(study, settings: SweepSettings, run: RunConfig, space, log=pr
                                         output_dir=str(sweep_dir(run, study.study_name) / f"trial-{trial.number}"))
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         tags = {"mlflow.parentRunId": parent, "sweep.study": study.study_name, "sweep.trial": str(trial.number)}
+        if trial.user_attrs.get("baseline"):
+            tags["sweep.baseline"] = "true"
         if "failed_trial" in frozen.system_attrs:
             tags["sweep.retry_of"] = str(frozen.system_attrs["failed_trial"])
         pruning = [] if settings.multi_objective or settings.pruner == "none" else [PruningCallback(trial)]
@@ -243,6 +267,10 @@ def finish_parent(study, run: RunConfig, trials: int) -> None:
         client.set_tag(parent, "sweep.best_trial", str(best.number))
         for key, value in best.params.items():
             client.set_tag(parent, f"best.{key}", str(value))
+        baseline = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.user_attrs.get("baseline")]
+        if baseline:
+            client.log_metric(parent, "baseline/eval_accuracy", baseline[0].value, step=baseline[0].number)
     if states["complete"] >= trials:
         client.set_terminated(parent, "FINISHED")
 

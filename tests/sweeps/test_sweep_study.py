@@ -44,9 +44,13 @@ def test_sweep_study_matches_its_mlflow_child_runs_resumes_and_exports(sweep, tm
 
     study = optuna.load_study(study_name="grpo-smoke", storage=sweep.storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    baseline = study.trials[0]  # the preset's values, enqueued: the untuned reference
+    assert baseline.user_attrs["baseline"] and not any(t.user_attrs.get("baseline") for t in study.trials[1:])
+    assert baseline.params == {"lr": 3e-4, "kl_coef": 1e-3, "clip_eps": 0.2, "samples_per_prompt": 8}
     parent = study.user_attrs["mlflow_parent_run_id"]
     runs = children(sweep.tracking, parent)
     assert len(runs) == 3
+    assert list(runs.loc[runs["tags.sweep.trial"] == "0", "tags.sweep.baseline"]) == ["true"]
     assert set(runs["tags.sweep.trial"]) == {"0", "1", "2"}
     for t in study.trials:
         row = runs[runs["run_id"] == t.user_attrs["mlflow_run_id"]].iloc[0]
