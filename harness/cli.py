@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.report.cli import add_parser as add_report_parser
 
     add_report_parser(sub)
+
+    from harness.eval_command import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 

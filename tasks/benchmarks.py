@@ -132,6 +132,11 @@ class BenchmarkTask(Task):
             raise ValueError(f"task {self.name!r} split {split!r} has duplicate ids")
         return examples
 
+    def example_from_row(self, row: dict[str, Any], split: str, index: int) -> Example:
+        """Row `index` (0-based, file order) of `split` as `load` builds it; the lm-eval tasks
+        (tasks/lm_eval/utils.py) use it so both evaluators see the same prompts and answers."""
+        return self._example(row, split, index)
+
     def rows(self, split: str, data_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
         root = resolve_data_dir(data_dir)
         if root is not None:
