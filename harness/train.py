@@ -125,7 +125,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     logger = make_logger(run, tags)
     params = as_params(run, algo_config)
     env = environment()
-    logger.log_hyperparams({**params, "model_path": model_path, "git_commit": env["git_commit"],
+    logger.log_hyperparams({**params, "model_path": model_path, "prompt_version": PROMPT_VERSION, "git_commit": env["git_commit"],
                             "command": " ".join(command_line()), "data.train_sha256": data["train"]["sha256"],
                             "data.eval_sha256": data["eval"]["sha256"],
                             **{f"version.{k}": v for k, v in env["versions"].items()}})
