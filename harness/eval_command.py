@@ -144,7 +144,7 @@ def run_eval(config: EvalConfig, log=print) -> dict:
         if data_dir is None:
             raise ValueError("--backend lm-eval reads local data files: pass --data-dir or set RLVR_DATA_DIR")
         records = run_lm_eval(model_path, config.task, data_dir, prompt_style, config.limit,
-                              config.max_new_tokens, batch_size=1, log=log)
+                              config.max_new_tokens, batch_size=config.batch_size, log=log)
         expected = [ex.id for ex in examples]
         if [r["id"] for r in records] != expected:
             raise RuntimeError(f"lm-eval evaluated other examples than tasks.get({config.task!r}).load gives")
@@ -240,7 +240,7 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--prompt-style", dest="prompt_style", choices=["plain", "chat"],
                    help="default: chat if the tokenizer has a chat template, else plain")
     p.add_argument("--backend", choices=list(BACKENDS), help="ours (default) | lm-eval (lm_eval.simple_evaluate)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per generate call (ours; default 16)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per generate call (both backends; default 16)")
     p.add_argument("--seed", type=int, help="sampling seed (default 0)")
     p.add_argument("--experiment", help="MLflow experiment (default: eval)")
     p.add_argument("--output-dir", dest="output_dir", help="folder for <experiment>/evals and the default MLflow store")
