@@ -110,6 +110,13 @@ class AStarPO(RLModule):
     def offline_samples_per_prompt(self) -> int:
         return self.config.offline_samples
 
+    def training_state(self) -> dict:
+        return {**super().training_state(), "optimal_value": dict(self.optimal_value)}
+
+    def load_training_state(self, state: dict) -> None:
+        super().load_training_state(state)
+        self.optimal_value = dict(state["optimal_value"])
+
     def set_offline(self, stats: dict) -> None:
         ids = list(stats)
         rewards = torch.tensor([stats[i] for i in ids], dtype=torch.float64)

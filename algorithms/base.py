@@ -17,6 +17,7 @@ from typing import Callable
 
 import lightning as L
 import torch
+import torch.distributed as dist
 
 from algorithms import losses
 from algorithms.batch import RLBatch, build_batch
@@ -75,6 +76,10 @@ class AlgorithmConfig:
         return cls(**values)
 
 
+# Metrics that are additive parts of the global batch's value (global denominators): summed over processes.
+ADDITIVE_STATS = ("train/loss", "train/policy_loss", "train/value_loss", "train/kl_ref", "train/entropy")
+_REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+
 RewardFn = Callable[[list[str], list], list[float]]
 EncodeFn = Callable[[list], list[list[int]]]
 
@@ -84,6 +89,9 @@ class RLModule(L.LightningModule):
 
     config_class = AlgorithmConfig
     needs_critic = False
+    additive_stats = ADDITIVE_STATS
+    """`train/` metrics computed with the global batch's denominators: summed over DDP processes
+    (the others are averaged)."""
 
     def __init__(self, policy: torch.nn.Module, tokenizer, engine: RolloutEngine, reward_fn: RewardFn,
                  encode_fn: EncodeFn, config: AlgorithmConfig, seed: int = 0):
@@ -105,6 +113,10 @@ class RLModule(L.LightningModule):
         self.counters = {"samples": 0, "prompt_tokens": 0, "generated_tokens": 0,
                          "forward_tokens": 0, "train_tokens": 0}
         self.rl_step = 0
+        # Updates skipped because a loss was NaN/inf: total optimizer steps skipped, and how many
+        # RL steps in a row had one (the harness stops the run after too many in a row).
+        self.nonfinite_skipped = 0
+        self.nonfinite_streak = 0
 
     # --- declarations -------------------------------------------------------------------
     @property
@@ -151,6 +163,58 @@ class RLModule(L.LightningModule):
     def keep_example(self, example, stats: dict) -> bool:
         """Whether a training prompt stays after the offline stage (A*-PO may drop unsolved ones)."""
         return True
+
+    def training_state(self) -> dict:
+        """What a resumed run needs besides weights and optimizer states: plain Python values only
+        (checkpoints are loaded with `weights_only=True`). Subclasses extend it."""
+        return {"rl_step": self.rl_step, "counters": dict(self.counters),
+                "nonfinite_skipped": self.nonfinite_skipped, "nonfinite_streak": self.nonfinite_streak}
+
+    def load_training_state(self, state: dict) -> None:
+        self.rl_step = int(state["rl_step"])
+        self.counters = dict(state["counters"])
+        self.nonfinite_skipped = int(state["nonfinite_skipped"])
+        self.nonfinite_streak = int(state["nonfinite_streak"])
+
+    # --- several processes (Lightning DDP): one global batch, sharded by prompt --------------
+    @property
+    def distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized()
+
+    def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """In place over all processes; a no-op in one process."""
+        if self.distributed:
+            dist.all_reduce(tensor, op=_REDUCE_OPS[op])
+        return tensor
+
+    def global_batch(self, tensor: torch.Tensor) -> tuple[torch.Tensor, slice]:
+        """Each process's [n, ...] rows -> (the global [W * n, ...] in rank order, this process's rows)."""
+        n = tensor.shape[0]
+        if not self.distributed:
+            return tensor, slice(0, n)
+        parts = [torch.empty_like(tensor) for _ in range(self.trainer.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        rank = dist.get_rank()
+        return torch.cat(parts), slice(rank * n, (rank + 1) * n)
+
+    def global_counters(self) -> dict:
+        """Budget counters summed over processes; the offline stage's (the same in each process) once."""
+        if not self.distributed:
+            return dict(self.counters)
+        keys = sorted(k for k in self.counters if not k.startswith("offline_"))
+        totals = self.all_reduce(torch.tensor([float(self.counters[k]) for k in keys], dtype=torch.float64))
+        return {**self.counters, **dict(zip(keys, totals.tolist()))}
+
+    def masked_whiten(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`losses.masked_whiten` with the mean and variance of the global batch."""
+        if not self.distributed:
+            return losses.masked_whiten(values, mask)
+        valid = mask.bool()
+        moments = self.all_reduce(torch.stack([valid.sum().to(values.dtype), (values * valid).sum()]))
+        mean = moments[1] / moments[0].clamp_min(1.0)
+        centred = (values - mean).masked_fill(~valid, 0.0)
+        variance = self.all_reduce((centred * centred).sum()) / (moments[0] - 1.0).clamp_min(1.0)
+        return (centred * torch.rsqrt(variance + 1e-8)).masked_fill(~valid, 0.0)
 
     # --- shared machinery ---------------------------------------------------------------
     @staticmethod
@@ -215,6 +279,10 @@ class RLModule(L.LightningModule):
         with self.phase("reward"):
             expanded = [ex for ex in examples for _ in range(self.samples_per_prompt)]
             rewards = self.reward_fn(rollout.texts, expanded)
+        return self.batch_from_rollout(rollout, rewards, examples), rollout
+
+    def batch_from_rollout(self, rollout: Rollout, rewards: list[float], examples: list) -> RLBatch:
+        """The batch of a rollout and its rewards: counters, log-prob passes, `prepare`, advantages."""
         batch = build_batch(rollout, rewards, self.tokenizer.pad_token_id, self.samples_per_prompt, self.device)
         self.counters["samples"] += len(rollout)
         self.counters["prompt_tokens"] += rollout.prompt_tokens
@@ -227,7 +295,7 @@ class RLModule(L.LightningModule):
                 batch.old_logp = self.no_grad_logp(self.policy, batch)
         self.prepare(batch, examples)
         batch.advantages = self.advantages(batch)
-        return batch, rollout
+        return batch
 
     def training_step(self, examples: list, batch_idx: int):
         self.timings = {}
@@ -248,8 +316,12 @@ class RLModule(L.LightningModule):
     def accumulate_gradients(self, mini: RLBatch) -> dict:
         """Backward of one mini-batch, micro-batch by micro-batch, with the mini-batch's denominators,
         so the accumulated gradient equals the gradient of the whole mini-batch's loss."""
-        denominators = {"num_tokens": float(mini.response_mask.sum().clamp(min=1)),
-                        "num_seqs": float(len(mini)), "max_len": float(mini.response_width)}
+        # Denominators of the global mini-batch (all processes), so that DDP's gradient average
+        # of the processes' losses, each scaled by the number of processes, is the global gradient.
+        sizes = self.all_reduce(torch.tensor([float(mini.response_mask.sum()), float(len(mini))], dtype=torch.float64))
+        max_len = self.all_reduce(torch.tensor(float(mini.response_width)), "max")
+        denominators = {"num_tokens": max(float(sizes[0]), 1.0), "num_seqs": float(sizes[1]), "max_len": float(max_len)}
+        scale = self.trainer.world_size if self.distributed else 1
         stats: dict[str, float] = {}
         for micro_index in self.chunks(len(mini), self.micro_size()):
             micro = mini.select(micro_index)
@@ -258,10 +330,12 @@ class RLModule(L.LightningModule):
             if micro.old_logp is None:
                 micro.old_logp = logp.detach()
             loss, micro_stats = self.loss(micro, logp, logits, denominators)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.rl_step}")
+            # All processes agree, so that they skip together (a backward in some only would hang DDP).
+            if not self.all_reduce(torch.tensor(float(torch.isfinite(loss))), "min"):
+                # No backward: the caller zeroes what earlier micro-batches accumulated and skips the step.
+                return {"nonfinite": 1.0}
             if self._trainer is not None:
-                self.manual_backward(loss)
+                self.manual_backward(loss * scale)
             else:  # outside a Trainer (unit tests of the loss path)
                 loss.backward()
             self.counters["train_tokens"] += micro.num_tokens
@@ -281,13 +355,19 @@ class RLModule(L.LightningModule):
         g = self.samples_per_prompt
         prompts = len(batch) // g
         sums: dict[str, float] = {}
-        count = 0
+        count = skipped = 0
         for _ in range(self.config.epochs):
             # Shuffle whole prompts (their groups or pairs stay together), then split.
             prompt_order = torch.randperm(prompts, generator=generator) if self.config.mini_batches > 1 else torch.arange(prompts)
             for mini_prompts in prompt_order.chunk(min(self.config.mini_batches, prompts)):
                 mini_index = (mini_prompts[:, None] * g + torch.arange(g)).reshape(-1)
-                for key, value in self.accumulate_gradients(batch.select(mini_index)).items():
+                mini_stats = self.accumulate_gradients(batch.select(mini_index))
+                if mini_stats.get("nonfinite"):
+                    self.zero_grad(set_to_none=True)  # every optimizer's parameters (PPO's critic too)
+                    self.nonfinite_skipped += 1
+                    skipped += 1
+                    continue
+                for key, value in mini_stats.items():
                     sums[key] = sums.get(key, 0.0) + value
                 if self.config.max_grad_norm > 0:
                     self.clip_gradients(optimizer, gradient_clip_val=self.config.max_grad_norm, gradient_clip_algorithm="norm")
@@ -295,8 +375,9 @@ class RLModule(L.LightningModule):
                 optimizer.zero_grad(set_to_none=True)
                 self.after_optimizer_step()
                 count += 1
+        self.nonfinite_streak = self.nonfinite_streak + 1 if skipped else 0
         # Micro-batch stats are additive parts of their mini-batch's value: average over mini-batches.
-        return {key: value / count for key, value in sums.items()}
+        return {key: value / count for key, value in sums.items()} if count else {}
 
     def after_optimizer_step(self) -> None:
         """Hook for a second optimizer step (PPO's critic)."""
@@ -305,16 +386,23 @@ class RLModule(L.LightningModule):
         mask = batch.response_mask
         metrics = {f"train/{key}": value for key, value in stats.items()}
         metrics["train/reward_mean"] = float(batch.rewards.mean())
+        metrics["train/nonfinite_skipped"] = float(self.nonfinite_skipped)
         metrics["train/response_length"] = float(mask.sum(-1).mean())
         if batch.ref_logp is not None and "train/kl_ref" not in metrics:
             logp = batch.old_logp if batch.old_logp is not None else batch.sample_logp
             kl = losses.kl_penalty(logp, batch.ref_logp, "k3")
-            metrics["train/kl_ref"] = float((kl * mask).sum() / mask.sum().clamp(min=1))
+            tokens = self.all_reduce(mask.sum().to(kl.dtype))  # the global batch's: a DDP-additive part
+            metrics["train/kl_ref"] = float((kl * mask).sum() / tokens.clamp(min=1))
         for name, seconds in self.timings.items():
             metrics[f"timing_s/{name}"] = seconds
         step_seconds = sum(self.timings.values())
         metrics["perf/tokens_per_s"] = rollout.generated_tokens / max(self.timings.get("generate", 0.0), 1e-9)
         metrics["timing_s/step"] = step_seconds
+        if self.distributed:  # global values of the train/ metrics; timings stay per process
+            keys = sorted(k for k in metrics if k.startswith("train/") and k != "train/nonfinite_skipped")
+            totals = self.all_reduce(torch.tensor([metrics[k] for k in keys], dtype=torch.float64)).tolist()
+            world = self.trainer.world_size
+            metrics.update({k: v if k in self.additive_stats else v / world for k, v in zip(keys, totals)})
         for key, value in metrics.items():
             if isinstance(value, float) and not math.isfinite(value):
                 metrics[key] = float("nan")

@@ -336,6 +336,14 @@ class BASIS(RLModule):
     def offline_samples_per_prompt(self) -> int:
         return 0 if self.config.value_estimator == "batch_mean" else self.config.offline_samples
 
+    def training_state(self) -> dict:
+        return {**super().training_state(), "prior": dict(self.prior), "calibration": list(self.calibration)}
+
+    def load_training_state(self, state: dict) -> None:
+        super().load_training_state(state)
+        self.prior = dict(state["prior"])
+        self.calibration = tuple(float(v) for v in state["calibration"])
+
     def set_offline(self, stats: dict) -> None:
         ids = list(stats)
         correct = torch.tensor([sum(r > 0.5 for r in stats[i]) for i in ids])
@@ -343,23 +351,27 @@ class BASIS(RLModule):
         self.prior = dict(zip(ids, prior_from_counts(correct, samples).tolist()))
 
     def prepare(self, batch, examples):
+        # The batch-wide estimate uses the global batch: under DDP, every process gathers all
+        # rewards (priors, embeddings), computes every value and keeps its own rows.
         c = self.config
-        rewards = batch.rewards
+        rewards, mine = self.global_batch(batch.rewards)
         if c.value_estimator == "batch_mean":
-            batch.values = batch_mean_values(rewards)
+            batch.values = batch_mean_values(rewards)[mine]
             return
         prior = torch.tensor([self.prior[ex.id] for ex in examples], dtype=rewards.dtype, device=rewards.device)
+        prior, _ = self.global_batch(prior)
         if c.value_estimator == "prior":
-            batch.values = prior
+            batch.values = prior[mine]
             return
         values, (a, b) = batch_values_with_state(rewards, prior, c.folds, c.ridge, seed=self.seed * 7907 + self.rl_step,
                                                  init=self.calibration, newton_steps=c.newton_steps)
         self.calibration = (float(a), float(b))
         if c.value_estimator == "calibrated_kernel":
             fold_ids = fold_assignment(len(rewards), c.folds, self.seed * 7907 + self.rl_step, rewards.device)
-            values = kernel_smoothed_values(values, rewards, self.prompt_embeddings(batch), c.kernel_bandwidth,
+            embeddings, _ = self.global_batch(self.prompt_embeddings(batch))
+            values = kernel_smoothed_values(values, rewards, embeddings, c.kernel_bandwidth,
                                             c.kernel_ridge, fold_ids=fold_ids)
-        batch.values = values
+        batch.values = values[mine]
 
     def prompt_embeddings(self, batch) -> Tensor:
         """Embeddings of the batch's prompts under the current policy: [N, H] (see :func:`prompt_embeddings`)."""
@@ -369,7 +381,9 @@ class BASIS(RLModule):
                                  batch.position_ids[:, : batch.prompt_width])
 
     def advantages(self, batch):
-        return advantages(batch.rewards, batch.values)[:, None] * batch.response_mask
+        rewards, mine = self.global_batch(batch.rewards)
+        values, _ = self.global_batch(batch.values)
+        return advantages(rewards, values)[mine][:, None] * batch.response_mask  # std over the global batch
 
     def loss(self, batch, logp, logits, denominators):
         c = self.config

@@ -152,6 +152,7 @@ class ValueModel(torch.nn.Module):
 class PPO(RLModule):
     config_class = PPOConfig
     needs_critic = True
+    additive_stats = RLModule.additive_stats + ("train/value_mse",)
 
     def __init__(self, policy, *args, **kwargs):
         super().__init__(policy, *args, **kwargs)
@@ -184,7 +185,7 @@ class PPO(RLModule):
         rewards = token_rewards(batch.rewards, batch.old_logp, ref, mask, c.kl_coef)
         advantages, batch.returns = gae(rewards, batch.values, mask, c.gamma, c.lam)
         if c.whiten_advantages:
-            advantages = losses.masked_whiten(advantages, mask)
+            advantages = self.masked_whiten(advantages, mask)  # over the global batch under DDP
         return advantages * mask
 
     def loss(self, batch, logp, logits, denominators):

@@ -45,9 +45,22 @@ class RunRecorder:
         self.started = time.perf_counter()
         self.logger_errors = 0
 
+    def state(self) -> dict:
+        """For a checkpoint: everything a resumed run's JSON and budget need (plain values)."""
+        return {"history": self.history, "eval_curve": self.eval_curve, "diag_curve": self.diag_curve,
+                "latest": self.latest, "train_seconds": self.train_seconds, "offline_seconds": self.offline_seconds,
+                "wall_s": time.perf_counter() - self.started}
+
+    def load_state(self, state: dict) -> None:
+        self.history, self.eval_curve, self.diag_curve = state["history"], state["eval_curve"], state["diag_curve"]
+        self.latest = dict(state["latest"])
+        self.train_seconds, self.offline_seconds = state["train_seconds"], state["offline_seconds"]
+        self.started = time.perf_counter() - state["wall_s"]  # time/wall_s stays cumulative
+
     def budget(self, module) -> dict:
         critic = getattr(module, "critic_parameters", 0)
-        return budget_metrics(module.counters, self.parameters, self.train_seconds + self.offline_seconds, critic)
+        # Summed over DDP processes (a collective: every process calls this at the same points).
+        return budget_metrics(module.global_counters(), self.parameters, self.train_seconds + self.offline_seconds, critic)
 
     def log(self, metrics: dict, step: int) -> None:
         self.latest.update(metrics)
@@ -88,6 +101,9 @@ class StopCallback(L.Callback):
         if module.rl_step >= self.max_steps or spent:
             trainer.should_stop = True
 
+    def on_train_start(self, trainer, module):
+        self.on_train_batch_end(trainer, module, None, None, 0)  # a resumed run may be done already
+
 
 class EvalCallback(L.Callback):
     """pass@1 on the held-out set before training, every `every` steps, and at the end."""
@@ -108,12 +124,13 @@ class EvalCallback(L.Callback):
         return metrics
 
     def on_train_start(self, trainer, module):
-        self.run(module)
+        if not (self.recorder.eval_curve and self.recorder.eval_curve[-1]["step"] == module.rl_step):  # resumed
+            self.run(module)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if self.every and module.rl_step % self.every == 0:
             self.run(module)
 
     def on_train_end(self, trainer, module):
-        if self.last_step != module.rl_step:
+        if not (self.recorder.eval_curve and self.recorder.eval_curve[-1]["step"] == module.rl_step):
             self.run(module)

@@ -50,6 +50,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", dest="output_dir", help="folder for results/<experiment>/runs and the default MLflow store")
     p.add_argument("--tracking-uri", dest="tracking_uri", help="MLflow tracking URI (default: SQLite under the output folder)")
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int,
+                   help="checkpoint every N steps and at the end (0: only at the end)")
+    p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], help="Lightning strategy (ddp/fsdp: several processes)")
+    p.add_argument("--devices", type=int, help="processes per node under ddp/fsdp")
+    p.add_argument("--num-nodes", dest="num_nodes", type=int, help="nodes under ddp/fsdp")
     p.add_argument("--no-charge-offline", dest="charge_offline", action="store_const", const=False,
                    help="report offline stages (A*-PO stage 1, BASIS prior) apart instead of charging the budget")
     p.add_argument("--set", dest="algo", action="append", metavar="KEY=VALUE",
@@ -63,7 +68,8 @@ def _run_overrides(args, keys) -> dict:
 
 
 RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_every",
-            "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline")
+            "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline",
+            "checkpoint_every", "strategy", "devices", "num_nodes")
 
 
 def cmd_pretrain(args) -> int:
@@ -80,7 +86,7 @@ def cmd_train(args) -> int:
     overrides = _run_overrides(args, RUN_KEYS)
     overrides.update(algorithm=args.algorithm, seed=args.seed)
     run = load_run_config(args.preset, overrides)
-    record = run_training(run)
+    record = run_training(run, resume=args.resume)
     s = record["summary"]
     print(f"{run.algorithm} seed {run.seed}: held-out accuracy {s['accuracy_before']:.3f} -> "
           f"{s['accuracy_after']:.3f} in {s['steps']} steps, {s['wall_s']:.0f}s")
@@ -107,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one algorithm with one seed; evaluate before and after")
     p.add_argument("--algorithm", default="grpo", help="algorithms.names()")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run's last checkpoint (results/<experiment>/checkpoints), if any")
     _add_run_flags(p)
     p.set_defaults(func=cmd_train)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 from harness.config import load_run_config, preset_path, read_yaml
 from harness.records import read_run, run_path
@@ -22,20 +23,20 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _train_child(values: dict) -> None:
+def _train_child(values: dict, resume: bool = False) -> None:
     from harness.config import RunConfig
     from harness.train import run_training
 
-    run_training(RunConfig(**values), progress=False)
+    run_training(RunConfig(**values), progress=False, resume=resume)
 
 
-def run_isolated(run) -> dict:
+def run_isolated(run, resume: bool = False) -> dict:
     """One run in a fresh process: its peak memory is its own (ru_maxrss never goes down within
     a process), and a crash leaves the finished runs of the grid in place."""
     import dataclasses
     import multiprocessing
 
-    process = multiprocessing.get_context("spawn").Process(target=_train_child, args=(dataclasses.asdict(run),))
+    process = multiprocessing.get_context("spawn").Process(target=_train_child, args=(dataclasses.asdict(run), resume))
     process.start()
     process.join()
     path = run_path(run.output_dir, run.experiment, run.algorithm, run.seed)
@@ -62,8 +63,11 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
                 log(f"compare: {algorithm} seed {seed} already finished ({path}); skipped")
                 records.append(read_run(path))
                 continue
-            log(f"compare: {algorithm} seed {seed} ...")
-            records.append(run_isolated(run) if isolate else run_training(run, log=log, progress=False))
+            # A run with a checkpoint but no record was interrupted: it continues where it stopped.
+            resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
+            log(f"compare: {algorithm} seed {seed} {'resumed from its checkpoint' if resume else ''}...")
+            records.append(run_isolated(run, resume) if isolate else
+                           run_training(run, log=log, progress=False, resume=resume))
     log(summary_table(records))
     from harness.report import write_report
 

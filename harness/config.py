@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
+STRATEGIES = ("auto", "ddp", "fsdp")
 
 
 @dataclass
@@ -65,13 +66,38 @@ class RunConfig:
     """torch intra-op threads (default: torch's choice)."""
     algo: dict = field(default_factory=dict)
     """Overrides of the algorithm's hyperparameters (its config class validates them)."""
+    checkpoint_every: int = 10
+    """Checkpoint every this many steps and at the end, under <output_dir>/<experiment>/checkpoints
+    (0: only at the end); `--resume` continues from the last one."""
+    max_nonfinite_steps: int = 3
+    """Stop the run (after writing a checkpoint) when this many steps in a row had a NaN/inf loss;
+    a single one only skips its update."""
+    strategy: str = "auto"
+    """Lightning strategy: auto (one process) | ddp | fsdp."""
+    devices: int = 1
+    """Processes per node (DDP/FSDP); prompts of a step are sharded across all of them."""
+    num_nodes: int = 1
     per_algorithm: dict = field(default_factory=dict)
     """Overrides by algorithm name, `{grpo: {lr: 1e-4}}`, applied before `algo` to that algorithm
     only (a tuned preset written by `rlvr-bench sweep --export` carries one section per algorithm)."""
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.prompts_per_step < 1 or self.eval_limit < 1 or self.eval_samples < 1:
-            raise ValueError("max_steps, prompts_per_step, eval_limit and eval_samples must be >= 1")
+        for name in ("max_steps", "prompts_per_step", "eval_limit", "eval_samples", "max_nonfinite_steps",
+                     "devices", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("checkpoint_every", "eval_temperature"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("train_limit", "threads", "eval_max_new_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (or unset), got {getattr(self, name)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.budget is not None:
+            from harness.budget import Budget
+
+            Budget.parse(self.budget, where="budget")
         if self.samples_per_step is not None and self.samples_per_step < 1:
             raise ValueError(f"samples_per_step must be >= 1, got {self.samples_per_step}")
         if self.eval_every < 0:
@@ -153,6 +179,8 @@ def load_run_config(preset: str | None = None, overrides: dict | None = None) ->
         raw.pop("compare", None)  # the comparison grid, read by `compare`
         values.update(typed_values(RunConfig, raw, str(path)))
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not isinstance(overrides.get("algo", {}), dict):
+        raise ValueError(f"command line: field 'algo': expected dict, got {overrides['algo']!r}")
     algo = {**values.get("algo", {}), **overrides.pop("algo", {})}
     values.update(typed_values(RunConfig, overrides, "command line"))
     values["algo"] = algo
@@ -172,6 +200,35 @@ def algorithm_config(run: RunConfig):
     values.update(typed_values(cls, section, f"per_algorithm.{run.algorithm}"))
     values.update(typed_values(cls, run.algo, "algo overrides"))
     return cls(**values)
+
+
+def validate_run(run: RunConfig):
+    """Checks that need the registries and the algorithm's config; returns that config.
+
+    Every error is a ValueError naming the field: unknown names, the algorithm's own
+    hyperparameters (GRPO with a group of 1, REBEL without pairs, ...) and combinations.
+    """
+    import algorithms
+    import tasks
+    from harness.engines import ENGINES
+    from harness.prompts import STYLES
+
+    for name, value, known in (("algorithm", run.algorithm, algorithms.names()), ("task", run.task, tasks.names()),
+                               ("engine", run.engine, ENGINES), ("prompt_style", run.prompt_style, STYLES)):
+        if value not in known:
+            raise ValueError(f"{name} {value!r} is not one of {list(known)}")
+    try:
+        algo_config = algorithm_config(run)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"algo ({run.algorithm}): {err}") from None
+    prompts = prompts_per_step(run, algo_config)
+    processes = run.devices * run.num_nodes
+    if prompts % processes:
+        raise ValueError(f"prompts per step {prompts} (prompts_per_step / samples_per_step) is not divisible by "
+                         f"devices x num_nodes = {processes}: each process takes an equal share of whole prompts")
+    if run.train_limit is not None and run.train_limit < prompts:
+        raise ValueError(f"train_limit {run.train_limit} is fewer than the {prompts} prompts of one step")
+    return algo_config
 
 
 def as_params(run: RunConfig, algo_config) -> dict:

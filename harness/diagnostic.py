@@ -128,7 +128,8 @@ class ValueDiagnosticCallback(L.Callback):
         return metrics
 
     def on_train_start(self, trainer, module):
-        self.run(module)
+        if not (self.recorder.diag_curve and self.recorder.diag_curve[-1]["step"] == module.rl_step):  # resumed
+            self.run(module)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if module.rl_step % self.every == 0:

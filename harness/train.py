@@ -9,7 +9,7 @@ import warnings
 import torch
 
 from harness.budget import Budget
-from harness.config import RunConfig, algorithm_config, as_params, prompts_per_step
+from harness.config import RunConfig, as_params, prompts_per_step
 from harness.prompts import PROMPT_VERSION, encode_prompts
 
 
@@ -19,17 +19,18 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*TPU available.*")
+    warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")  # ours: a no-op
 
 
-def make_logger(run: RunConfig, tags: dict):
-    from lightning.pytorch.loggers import MLFlowLogger
-
+def make_logger(run: RunConfig, tags: dict, run_id: str | None = None):
+    """MLflow logger that survives the server going away mid-run; `run_id` continues a run."""
+    from harness.mlflow_logger import ResilientMLFlowLogger
     from harness.tracking import check_tracking_uri
 
     uri = run.tracking()
     check_tracking_uri(uri)
-    return MLFlowLogger(experiment_name=run.experiment, tracking_uri=uri,
-                        run_name=f"{run.algorithm}-seed{run.seed}", tags=tags)
+    return ResilientMLFlowLogger(experiment_name=run.experiment, tracking_uri=uri,
+                                 run_name=f"{run.algorithm}-seed{run.seed}", tags=tags, run_id=run_id)
 
 
 def load_examples(task, split: str, run: RunConfig, limit: int | None) -> list:
@@ -74,13 +75,14 @@ def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn
 
 
 def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbacks: list | None = None,
-                 extra_tags: dict | None = None) -> dict:
+                 extra_tags: dict | None = None, resume: bool = False) -> dict:
     """Train, evaluate before and after, log everything; returns the run record (also written as JSON).
+
+    With `resume`, continue from the run's checkpoint if it has one (harness.checkpoint).
 
     `extra_callbacks` run after the evaluation callback (a sweep's pruning hook reads its result);
     `extra_tags` are added to the MLflow run's tags (a sweep's parent run and trial number)."""
     import lightning as L
-    from torch.utils.data import DataLoader
 
     import algorithms
     import tasks
@@ -90,6 +92,14 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         StopCallback,
         TelemetryCallback,
     )
+    from harness.checkpoint import (
+        CheckpointCallback,
+        PromptData,
+        check_resumable,
+        checkpoint_path,
+        load_checkpoint,
+    )
+    from harness.config import validate_run
     from harness.engines import make_engine
     from harness.environment import environment
     from harness.models import load_policy, resolve_model
@@ -99,7 +109,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     if run.threads:
         torch.set_num_threads(run.threads)
     algo_cls = algorithms.get(run.algorithm)
-    algo_config = algorithm_config(run)
+    algo_config = validate_run(run)
     budget = Budget.parse(run.budget) if run.budget else None
     task = tasks.get(run.task)
     L.seed_everything(run.seed, workers=True, verbose=False)
@@ -122,16 +132,36 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     tags = {"algorithm": run.algorithm, "seed": str(run.seed), "task": run.task, "model": run.model,
             "engine": run.engine, "budget_kind": budget.kind if budget else "steps",
             "prompt_version": PROMPT_VERSION, **(extra_tags or {})}
-    logger = make_logger(run, tags)
     params = as_params(run, algo_config)
+    ckpt_path = checkpoint_path(run)
+    saved = None
+    if resume and ckpt_path.exists():
+        saved = load_checkpoint(ckpt_path)
+        check_resumable(saved, params, ckpt_path)
+        log(f"resume: from {ckpt_path} at step {saved['training']['rl_step']}")
+    elif resume:
+        log(f"resume: no checkpoint at {ckpt_path}; starting from scratch")
+    same_tracking = saved is not None and saved["run"]["tracking_uri"] == run.tracking()
+    logger = make_logger(run, tags, run_id=saved["run"]["mlflow_run_id"] if same_tracking else None)
     env = environment()
-    logger.log_hyperparams({**params, "model_path": model_path, "prompt_version": PROMPT_VERSION, "git_commit": env["git_commit"],
-                            "command": " ".join(command_line()), "data.train_sha256": data["train"]["sha256"],
-                            "data.eval_sha256": data["eval"]["sha256"],
-                            **{f"version.{k}": v for k, v in env["versions"].items()}})
+    if not same_tracking:  # a resumed MLflow run has its params already
+        logger.log_hyperparams({**params, "model_path": model_path, "prompt_version": PROMPT_VERSION, "git_commit": env["git_commit"],
+                                "command": " ".join(command_line()), "data.train_sha256": data["train"]["sha256"],
+                                "data.eval_sha256": data["eval"]["sha256"],
+                                **{f"version.{k}": v for k, v in env["versions"].items()}})
     parameters = sum(p.numel() for p in policy.parameters())
     recorder = RunRecorder(logger, parameters)
-    if module.needs_offline_values:
+    resumed_at = list(saved["run"]["resumed_at"]) if saved else []
+    if saved is not None:
+        # Weights, counters and offline results now; optimizers and RNGs once the Trainer has built them.
+        module.load_state_dict(saved["module"])
+        module.load_training_state(saved["training"])
+        engine.load_weights(module.policy)
+        recorder.load_state(saved["run"]["recorder"])
+        kept = set(saved["run"]["train_ids"])
+        train_examples = [ex for ex in train_examples if ex.id in kept]
+        resumed_at.append(module.rl_step)
+    elif module.needs_offline_values:
         train_examples = run_offline_stage(module, run, train_examples, encode_fn, reward_fn, model_path,
                                            parameters, recorder, log)
     eval_callback = EvalCallback(
@@ -142,19 +172,30 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     callbacks += list(extra_callbacks or [])
     if run.diag_every > 0:
         callbacks.append(value_diagnostic_callback(module, run, task, encode_fn, reward_fn, model_path, recorder, log))
-    loader = DataLoader(train_examples, batch_size=prompts_per_step(run, algo_config), shuffle=True, drop_last=True,
-                        collate_fn=list, generator=torch.Generator().manual_seed(run.seed))
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=100_000, max_steps=-1, logger=logger,
+    train_ids = [ex.id for ex in train_examples]
+
+    def run_state() -> dict:
+        return {"params": params, "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
+                "train_ids": train_ids, "resumed_at": resumed_at, "recorder": recorder.state()}
+
+    callbacks.append(CheckpointCallback(ckpt_path, run.checkpoint_every, run_state, resume_state=saved,
+                                        max_nonfinite_steps=run.max_nonfinite_steps))  # last: sees the whole step
+    prompt_data = PromptData(train_examples, prompts_per_step(run, algo_config), run.seed, start_step=module.rl_step)
+    # strategy auto: one process; ddp/fsdp: devices x num_nodes processes, each with its share of
+    # every step's prompts (PromptData), budgets summed and metrics logged once (rank 0).
+    trainer = L.Trainer(accelerator="cpu", strategy=run.strategy, devices=run.devices if run.strategy != "auto" else 1,
+                        num_nodes=run.num_nodes, max_epochs=-1, max_steps=-1, logger=logger,
                         callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=progress, num_sanity_val_steps=0, limit_val_batches=0,
-                        log_every_n_steps=1)
+                        log_every_n_steps=1, use_distributed_sampler=False)
     started = time.perf_counter()
-    trainer.fit(module, loader)
+    trainer.fit(module, datamodule=prompt_data)
     curve = recorder.eval_curve
     summary = {
         "accuracy_before": curve[0]["eval/accuracy"],
         "accuracy_after": curve[-1]["eval/accuracy"],
         "steps": module.rl_step,
+        "nonfinite_skipped": module.nonfinite_skipped,
         "wall_s": time.perf_counter() - started,
         "parameters": parameters,
     }
@@ -167,7 +208,11 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
         "summary": summary, "final_metrics": final, "eval_curve": curve,
         "diag_curve": recorder.diag_curve, "history": recorder.history,
+        "faults": {"nonfinite_skipped": module.nonfinite_skipped, "resumed_at_steps": resumed_at,
+                   "tracking": logger.status()},
     }
+    if not trainer.is_global_zero:
+        return record
     write_json_atomic(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
     try:
         logger.finalize("success")

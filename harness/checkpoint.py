@@ -1,0 +1,212 @@
+"""Checkpoints of a run, resuming from them, and the stop after a run of non-finite losses.
+
+One file per run, `<output_dir>/<experiment>/checkpoints/<algorithm>-seed<k>/last.pt`, written to
+a temporary file and renamed (a reader never sees half a file), loaded with
+`torch.load(weights_only=True)`: it holds tensors and plain Python values only. It carries what
+makes a resumed run continue the same trajectory as one never interrupted:
+
+- the module's weights (policy, and critic for PPO) and every optimizer's state;
+- the algorithm's training state (step, budget counters, BASIS's prior and calibration, A*-PO's
+  V*; see `RLModule.training_state`) and the training prompts kept after the offline stage;
+- the RNGs (python, numpy, torch CPU and CUDA, the rollout engine's if it has one);
+- the recorder (metric history, eval and diagnostic curves, time counters) and the MLflow run id.
+
+The data position needs no state of its own: `PromptSampler` draws step k's prompts as a function
+of (seed, k), so a resumed run starts it at the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from harness.compare import RunFailed
+
+CHECKPOINT_FILE = "last.pt"
+FORMAT = 1
+# Fields a resumed run may change: they do not alter the trajectory (or only where it ends).
+RESUMABLE_CHANGES = {"threads", "max_steps", "budget", "checkpoint_every", "max_nonfinite_steps", "tracking_uri",
+                     "output_dir", "data_dir", "strategy", "devices", "num_nodes", "eval_every", "diag_every"}
+
+
+class NonFiniteLossError(RunFailed):
+    """Too many steps in a row had a NaN/inf loss; the run stopped after writing a checkpoint."""
+
+
+def checkpoint_dir(output_dir: str, experiment: str, algorithm: str, seed: int) -> Path:
+    return Path(output_dir) / experiment / "checkpoints" / f"{algorithm}-seed{seed}"
+
+
+def checkpoint_path(run) -> Path:
+    return checkpoint_dir(run.output_dir, run.experiment, run.algorithm, run.seed) / CHECKPOINT_FILE
+
+
+class PromptSampler(torch.utils.data.Sampler):
+    """Infinite batch sampler: step k's prompts are a function of (seed, k) alone.
+
+    Each epoch is a fresh permutation of the training prompts (seeded by seed and epoch), cut
+    into steps of `prompts_per_step` (a last incomplete step is dropped). Under DDP each of
+    `world_size` processes takes its contiguous share of every step's prompts, so groups
+    (sampled per prompt) never straddle processes.
+    """
+
+    def __init__(self, num_examples: int, prompts_per_step: int, seed: int, start_step: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        if prompts_per_step > num_examples:
+            raise ValueError(f"{num_examples} training prompts are fewer than the {prompts_per_step} of one step")
+        if prompts_per_step % world_size:
+            raise ValueError(f"prompts per step {prompts_per_step} is not divisible by {world_size} processes")
+        self.num_examples, self.prompts_per_step, self.seed = num_examples, prompts_per_step, seed
+        self.start_step, self.rank, self.world_size = start_step, rank, world_size
+
+    def global_batch(self, step: int) -> list[int]:
+        per_epoch = self.num_examples // self.prompts_per_step
+        epoch, position = divmod(step, per_epoch)
+        order = torch.randperm(self.num_examples, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        return order[position * self.prompts_per_step:(position + 1) * self.prompts_per_step].tolist()
+
+    def batch(self, step: int) -> list[int]:
+        share = self.prompts_per_step // self.world_size
+        return self.global_batch(step)[self.rank * share:(self.rank + 1) * share]
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+class PromptData(L.LightningDataModule):
+    """The training prompts through `PromptSampler`, sharded by the Trainer's rank once it has
+    started its processes (so the same code serves one process and DDP)."""
+
+    def __init__(self, examples: list, prompts_per_step: int, seed: int, start_step: int = 0):
+        super().__init__()
+        self.examples, self.prompts_per_step, self.seed, self.start_step = examples, prompts_per_step, seed, start_step
+
+    def train_dataloader(self):
+        sampler = PromptSampler(len(self.examples), self.prompts_per_step, self.seed, self.start_step,
+                                rank=self.trainer.global_rank, world_size=self.trainer.world_size)
+        return torch.utils.data.DataLoader(self.examples, batch_sampler=sampler, collate_fn=list)
+
+
+def rng_state() -> dict:
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                       "has_gauss": int(has_gauss), "cached": float(cached)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_tuple(value):
+    # torch.load(weights_only=True) gives lists back where tuples went in; random.setstate needs tuples.
+    return tuple(_python_tuple(v) for v in value) if isinstance(value, list) else value
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomic write: a temporary file in the same folder, flushed to disk, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a checkpoint of format {FORMAT}")
+    state["rng"]["python"] = _python_tuple(state["rng"]["python"])
+    return state
+
+
+def check_resumable(state: dict, params: dict, path: Path) -> None:
+    """A checkpoint only continues the run it came from: same config up to RESUMABLE_CHANGES."""
+    saved = state["run"]["params"]
+    differ = sorted(k for k in set(saved) | set(params)
+                    if k not in RESUMABLE_CHANGES and saved.get(k) != params.get(k))
+    if differ:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {params.get(k)!r}" for k in differ[:8])
+        raise ValueError(f"--resume: {path} is from a different config ({detail}); "
+                         f"remove the checkpoint or run without --resume")
+
+
+class CheckpointCallback(L.Callback):
+    """Restores a resumed run's optimizers and RNGs at train start; writes the checkpoint every
+    `every` steps and at the end; stops the run, after a checkpoint, when `max_nonfinite_steps`
+    steps in a row had a non-finite loss. Goes last in the callback list, so the metrics and the
+    evaluation of a step are in the checkpoint written after it."""
+
+    def __init__(self, path: Path, every: int, run_state, resume_state: dict | None = None,
+                 max_nonfinite_steps: int = 3):
+        self.path, self.every, self.run_state = path, every, run_state
+        self.resume_state, self.max_nonfinite_steps = resume_state, max_nonfinite_steps
+        self.saved_step = -1
+
+    def state(self, trainer, module, finished: bool, counters: dict) -> dict:
+        engine_state = getattr(module.engine, "state_dict", None)
+        return {
+            "format": FORMAT,
+            "module": module.state_dict(),
+            "optimizers": [optimizer.state_dict() for optimizer in trainer.optimizers],
+            "training": {**module.training_state(), "counters": counters},
+            "rng": rng_state(),
+            "engine": engine_state() if callable(engine_state) else None,
+            "run": {**self.run_state(), "finished": finished},
+        }
+
+    def save(self, trainer, module, finished: bool = False) -> None:
+        counters = module.global_counters()  # under DDP a collective: every process gets here
+        if trainer.is_global_zero:
+            save_checkpoint(self.path, self.state(trainer, module, finished, counters))
+        self.saved_step = module.rl_step
+
+    def on_train_start(self, trainer, module):
+        state = self.resume_state
+        if state is None:
+            return
+        for optimizer, saved in zip(trainer.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        set_rng_state(state["rng"])
+        if trainer.global_rank != 0:  # the saved counters are the global sums: rank 0 carries them
+            module.counters = {k: (v if k.startswith("offline_") else 0) for k, v in module.counters.items()}
+        load_engine = getattr(module.engine, "load_state_dict", None)
+        if state["engine"] is not None and callable(load_engine):
+            load_engine(state["engine"])
+        self.saved_step = module.rl_step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.every and module.rl_step % self.every == 0:
+            self.save(trainer, module)
+        if module.nonfinite_streak >= self.max_nonfinite_steps:
+            if self.saved_step != module.rl_step:
+                self.save(trainer, module)
+            first = module.rl_step - module.nonfinite_streak + 1
+            raise NonFiniteLossError(
+                f"stopped at step {module.rl_step}: the loss was NaN/inf in {module.nonfinite_streak} steps in a row "
+                f"(steps {first}..{module.rl_step}; max_nonfinite_steps {self.max_nonfinite_steps}), "
+                f"{module.nonfinite_skipped} updates skipped in all; checkpoint {self.path}")
+
+    def on_train_end(self, trainer, module):
+        self.save(trainer, module, finished=True)
