@@ -27,7 +27,8 @@ def gsm8k_answer(completion: str) -> str | None:
     if at < 0:
         return None
     line = completion[at + 4 :].split("\n", 1)[0]
-    line = _THOUSANDS_COMMA.sub("", line).strip()
+    # U+2212 is how some models (and typeset text) write a minus sign.
+    line = _THOUSANDS_COMMA.sub("", line).replace("\u2212", "-").strip()
     # "#### $12." is a common variant of "#### 12".
     return line.lstrip("$").rstrip(".").strip()
 
