@@ -70,21 +70,22 @@ def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, t
 @pytest.mark.parametrize("algorithm", ["basis", "a_star_po"])
 def test_resuming_a_stopped_run_continues_its_offline_state(make_run, tmp_path, algorithm):
     # BASIS's prior and calibration, A*-PO's V*: from the checkpoint, not recomputed.
-    first = make_run("smoke", algorithm=algorithm, max_steps=2, eval_every=2, threads=1, output_dir=str(tmp_path / "a"))
+    first = make_run("smoke", algorithm=algorithm, max_steps=1, eval_every=1, threads=1, output_dir=str(tmp_path / "a"))
     run_training(first, progress=False)
     state = load_checkpoint(checkpoint_path(first))
-    assert state["run"]["finished"] and state["training"]["rl_step"] == 2
+    assert state["run"]["finished"] and state["training"]["rl_step"] == 1
     if algorithm == "basis":
         assert len(state["training"]["prior"]) == 32 and state["training"]["calibration"] != [0.0, 1.0]
     else:
         assert len(state["training"]["optimal_value"]) == 32
     run_path(first.output_dir, first.experiment, algorithm, 0).unlink()  # as if killed before its record
-    longer = make_run("smoke", algorithm=algorithm, max_steps=4, eval_every=2, threads=1, output_dir=str(tmp_path / "a"))
+    longer = make_run("smoke", algorithm=algorithm, max_steps=2, eval_every=1, threads=1, output_dir=str(tmp_path / "a"))
     resumed = run_training(longer, progress=False, resume=True)
-    full = run_training(make_run("smoke", algorithm=algorithm, max_steps=4, eval_every=2, threads=1,
+    full = run_training(make_run("smoke", algorithm=algorithm, max_steps=2, eval_every=1, threads=1,
                                  output_dir=str(tmp_path / "b")), progress=False)
     assert trajectory(resumed) == trajectory(full)
-    assert resumed["faults"]["resumed_at_steps"] == [2]
+    assert resumed["faults"]["resumed_at_steps"] == [1]
+    assert [p["step"] for p in resumed["eval_curve"]] == [0, 1, 2]
 
 
 def test_a_checkpoint_does_not_resume_a_different_config(make_run, tmp_path):
