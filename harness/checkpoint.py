@@ -31,7 +31,8 @@ CHECKPOINT_FILE = "last.pt"
 FORMAT = 1
 # Fields a resumed run may change: they do not alter the trajectory (or only where it ends).
 RESUMABLE_CHANGES = {"threads", "max_steps", "budget", "checkpoint_every", "max_nonfinite_steps", "tracking_uri",
-                     "output_dir", "data_dir", "strategy", "devices", "num_nodes", "eval_every", "diag_every"}
+                     "output_dir", "data_dir", "strategy", "devices", "num_nodes", "eval_every", "diag_every",
+                     "keep_checkpoint"}
 
 
 class NonFiniteLossError(RunFailed):

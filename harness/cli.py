@@ -52,6 +52,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int,
                    help="checkpoint every N steps and at the end (0: only at the end)")
+    p.add_argument("--keep-checkpoint", dest="keep_checkpoint", action="store_const", const=True,
+                   help="keep the last checkpoint after the run's record is written (to extend it with --resume)")
     p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], help="Lightning strategy (ddp/fsdp: several processes)")
     p.add_argument("--devices", type=int, help="processes per node under ddp/fsdp")
     p.add_argument("--num-nodes", dest="num_nodes", type=int, help="nodes under ddp/fsdp")
@@ -69,7 +71,7 @@ def _run_overrides(args, keys) -> dict:
 
 RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_every",
             "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline",
-            "checkpoint_every", "strategy", "devices", "num_nodes")
+            "checkpoint_every", "keep_checkpoint", "strategy", "devices", "num_nodes")
 
 
 def cmd_pretrain(args) -> int:

@@ -69,6 +69,9 @@ class RunConfig:
     checkpoint_every: int = 10
     """Checkpoint every this many steps and at the end, under <output_dir>/<experiment>/checkpoints
     (0: only at the end); `--resume` continues from the last one."""
+    keep_checkpoint: bool = False
+    """Keep the last checkpoint once the run's record is written (to extend the run later with
+    `--resume` and more steps); by default it is deleted then, it can be large."""
     max_nonfinite_steps: int = 3
     """Stop the run (after writing a checkpoint) when this many steps in a row had a NaN/inf loss;
     a single one only skips its update."""

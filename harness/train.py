@@ -214,6 +214,8 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     if not trainer.is_global_zero:
         return record
     write_json_atomic(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
+    if not run.keep_checkpoint:  # the record is written: the run needs no resume any more
+        ckpt_path.unlink(missing_ok=True)
     try:
         logger.finalize("success")
     except Exception as err:

@@ -70,7 +70,8 @@ def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, t
 @pytest.mark.parametrize("algorithm", ["basis", "a_star_po"])
 def test_resuming_a_stopped_run_continues_its_offline_state(make_run, tmp_path, algorithm):
     # BASIS's prior and calibration, A*-PO's V*: from the checkpoint, not recomputed.
-    first = make_run("smoke", algorithm=algorithm, max_steps=1, eval_every=1, threads=1, output_dir=str(tmp_path / "a"))
+    first = make_run("smoke", algorithm=algorithm, max_steps=1, eval_every=1, threads=1, output_dir=str(tmp_path / "a"),
+                     keep_checkpoint=True)
     run_training(first, progress=False)
     state = load_checkpoint(checkpoint_path(first))
     assert state["run"]["finished"] and state["training"]["rl_step"] == 1
@@ -88,8 +89,15 @@ def test_resuming_a_stopped_run_continues_its_offline_state(make_run, tmp_path, 
     assert [p["step"] for p in resumed["eval_curve"]] == [0, 1, 2]
 
 
-def test_a_checkpoint_does_not_resume_a_different_config(make_run, tmp_path):
+def test_the_checkpoint_is_deleted_once_the_record_is_written_unless_kept(make_run):
     run = make_run("smoke", algorithm="grpo", max_steps=1, eval_every=0, threads=1)
+    run_training(run, progress=False)
+    assert run_path(run.output_dir, run.experiment, "grpo", 0).exists()
+    assert not checkpoint_path(run).exists()
+
+
+def test_a_checkpoint_does_not_resume_a_different_config(make_run, tmp_path):
+    run = make_run("smoke", algorithm="grpo", max_steps=1, eval_every=0, threads=1, keep_checkpoint=True)
     run_training(run, progress=False)
     other = make_run("smoke", algorithm="grpo", max_steps=2, eval_every=0, threads=1, algo={"lr": 1.0})
     with pytest.raises(ValueError, match=r"--resume: .*last\.pt is from a different config \(algo\.lr"):
@@ -97,7 +105,8 @@ def test_a_checkpoint_does_not_resume_a_different_config(make_run, tmp_path):
 
 
 def test_checkpoints_load_with_weights_only_and_are_replaced_atomically(make_run):
-    run = make_run("smoke", algorithm="grpo", max_steps=2, eval_every=0, threads=1, checkpoint_every=1)
+    run = make_run("smoke", algorithm="grpo", max_steps=2, eval_every=0, threads=1, checkpoint_every=1,
+                   keep_checkpoint=True)
     run_training(run, progress=False)
     path = checkpoint_path(run)
     state = torch.load(path, weights_only=True)
