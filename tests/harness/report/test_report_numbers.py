@@ -13,10 +13,8 @@ import pytest
 from synthetic_runs import EVAL_STEPS, EXPERIMENT, SPEC, accuracy_curve, budget_at, synthetic_records
 
 from harness.cli import main
-from harness.report import leaderboard, load_runs
-from harness.report.reproducibility import sections
+from harness.report import leaderboard
 from harness.report.stats import ranks_with_ties
-from harness.report.tables import to_csv
 
 
 def read_csv(path) -> dict[str, dict]:
@@ -153,43 +151,3 @@ def test_cli_errors_name_the_flag_or_folder(synthetic_results, tmp_path, capsys)
     assert main(["report", EXPERIMENT, "--output-dir", str(synthetic_results)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "eval_curve" in err
-
-
-def test_mlflow_experiment_gives_the_same_leaderboard(synthetic_report, tmp_path):
-    """The same runs logged to a real MLflow store (SQLite) and read back with --tracking-uri."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment(EXPERIMENT)
-    for record in synthetic_records():
-        run = client.create_run(experiment_id, tags={"algorithm": record["algorithm"], "seed": str(record["seed"])})
-        params = {**{k: str(v) for k, v in record["config"].items()}, "git_commit": record["environment"]["git_commit"],
-                  "command": " ".join(record["command"]), "data.train_sha256": record["data"]["train"]["sha256"],
-                  "data.eval_sha256": record["data"]["eval"]["sha256"]}
-        metrics = [Metric(k, float(v), 0, e["step"]) for e in record["history"] + record["eval_curve"]
-                   for k, v in e.items() if k != "step"]
-        metrics += [Metric(k, float(v), 0, p["step"]) for p in record["diag_curve"] for k, v in p.items() if k != "step"]
-        # Logged last, so these are the run's latest values, as in a real run.
-        metrics += [Metric(k, float(v), 1, EVAL_STEPS[-1]) for k, v in record["final_metrics"].items()]
-        client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
-                         tags=[RunTag("engine", "hf")])
-        client.set_terminated(run.info.run_id)
-    from_files = read_csv(synthetic_report["csv"])
-    from_mlflow_runs = load_runs(EXPERIMENT, tracking_uri=uri)
-    assert [(r["algorithm"], r["seed"]) for r in from_mlflow_runs] == sorted(
-        (r["algorithm"], r["seed"]) for r in synthetic_records())
-    out = tmp_path / "from-mlflow.csv"
-    out.write_text(to_csv(leaderboard(from_mlflow_runs, baseline="grpo", target_accuracy=0.33)))
-    from_mlflow = read_csv(out)
-    same = ("rank", "seeds", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high", "accuracy_at_matched_samples",
-            "accuracy_at_matched_seconds", "seconds_to_target_mean", "times_faster_to_target", "peak_memory_gb_mean",
-            "percent_less_memory", "samples_mean", "flops_mean", "kl_ref_mean")
-    for algorithm in SPEC:
-        for column in same:
-            assert number(from_mlflow[algorithm][column]) == pytest.approx(number(from_files[algorithm][column]),
-                                                                           nan_ok=True), (algorithm, column)
-    repro = dict(sections(from_mlflow_runs))
-    assert "rlvr-bench compare --experiment synth" in repro["Command lines"]
-    assert "0123456789abcdef" in repro["Git commit"]
