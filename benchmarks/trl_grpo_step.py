@@ -1,0 +1,179 @@
+"""Step time of our GRPO against TRL's `GRPOTrainer` at identical settings, on the tiny model.
+
+Both sides: 16 prompts x 4 samples per step (arithmetic level 1, the same prompt text), up to 32
+new tokens, temperature 1, learning rate 3e-4 (constant), KL coefficient (beta) 1e-3 with the
+k3 estimator, clip 0.2, token-mean loss (TRL's `dapo`), group-std advantages, one optimizer step
+per batch with the whole batch in one forward/backward, gradient-norm clip 1.0, Hugging Face
+`generate` for rollouts (no vLLM on either side), CPU, `--threads` torch threads, our verifier as
+the reward. Our side is `harness.train.run_training` (MLflow logging, telemetry and budget
+callbacks on); TRL's is `GRPOTrainer.train()` with `report_to="none"`.
+
+A step's time is the wall time from one step's start to the next one's (generation, reward,
+reference pass, update and everything else in the loop). Runs alternate, ours then TRL's, for
+`--rounds` rounds (each side in a fresh process); the figure is the ratio of the medians over
+every step after `--warmup` in each run.
+
+    bash benchmarks/setup_trl_env.sh                  # once: TRL in benchmarks/.venv-trl
+    .venv/bin/python benchmarks/trl_grpo_step.py      # --rounds 2 --steps 6 --warmup 2 --threads 2
+
+The same file is the worker of each side (`--side ours|trl`), started with that side's Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TRL_PYTHON = ROOT / "benchmarks" / ".venv-trl" / "bin" / "python"
+PROMPTS, SAMPLES, NEW_TOKENS, LR, BETA = 16, 4, 32, 3e-4, 1e-3
+TRAIN_PROMPTS = 256
+
+
+def tiny_model_dir() -> str:
+    from harness.tiny_model import ensure_tiny
+
+    return str(ensure_tiny())
+
+
+def arithmetic_examples() -> list:
+    import tasks
+
+    return tasks.get("arithmetic").load("train", levels=[1], limit=TRAIN_PROMPTS)
+
+
+def run_ours(args, out_dir: str) -> list[float]:
+    import common
+    from harness.config import load_run_config
+    from harness.train import run_training
+
+    steps = args.warmup + args.steps + 1  # one more start gives the last measured step's wall time
+    run = load_run_config(None, {
+        "algorithm": "grpo", "model": "tiny", "engine": "hf", "task": "arithmetic", "task_options": {"levels": [1]},
+        "threads": args.threads, "seed": 0, "prompts_per_step": PROMPTS, "max_steps": steps,
+        "train_limit": TRAIN_PROMPTS, "eval_limit": 4, "eval_every": 0, "checkpoint_every": 0,
+        "experiment": "trl-grpo-step", "output_dir": out_dir,
+        "algo": {"samples_per_prompt": SAMPLES, "max_new_tokens": NEW_TOKENS, "lr": LR, "kl_coef": BETA,
+                 "kl_kind": "k3", "clip_eps": 0.2, "loss_agg": "token-mean", "temperature": 1.0, "top_p": 1.0,
+                 "epochs": 1, "mini_batches": 1, "micro_batch_size": PROMPTS * SAMPLES, "max_grad_norm": 1.0,
+                 "weight_decay": 0.0}})
+    clock = common.StepClock()
+    run_training(run, log=lambda *_: None, progress=False, extra_callbacks=[clock])
+    return clock.step_seconds()
+
+
+def run_trl(args, out_dir: str) -> list[float]:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    import tasks
+    from harness.prompts import PLAIN_TEMPLATE
+
+    torch.set_num_threads(args.threads)
+    path = args.model_dir
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    task = tasks.get("arithmetic")
+    examples = arithmetic_examples()
+    by_id = {ex.id: ex for ex in examples}
+    dataset = Dataset.from_list([{"prompt": PLAIN_TEMPLATE.format(prompt=ex.prompt), "example_id": ex.id}
+                                 for ex in examples])
+
+    def verified(prompts, completions, example_id, **_):
+        return [v.score for v in task.reward_many(completions, [by_id[i] for i in example_id])]
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.starts = []
+
+        def on_step_begin(self, *_, **__):
+            self.starts.append(time.perf_counter())
+
+    clock = Clock()
+    config = GRPOConfig(
+        output_dir=out_dir, use_cpu=True, bf16=False, seed=0, report_to="none", save_strategy="no",
+        logging_steps=1, disable_tqdm=True, max_steps=args.warmup + args.steps + 1,
+        per_device_train_batch_size=PROMPTS * SAMPLES, gradient_accumulation_steps=1, num_generations=SAMPLES,
+        max_completion_length=NEW_TOKENS, temperature=1.0, top_p=1.0, top_k=0, use_vllm=False,
+        learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        beta=BETA, epsilon=0.2, num_iterations=1, loss_type="dapo", scale_rewards="group",
+        dataloader_num_workers=0)
+    trainer = GRPOTrainer(model=model, reward_funcs=verified, args=config, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[clock])
+    torch.set_num_threads(args.threads)
+    trainer.train()
+    return [b - a for a, b in zip(clock.starts, clock.starts[1:])]
+
+
+def worker(args) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"trl-grpo-step-{args.side}-") as out_dir:
+        seconds = run_ours(args, out_dir) if args.side == "ours" else run_trl(args, out_dir)
+    print("RESULT " + json.dumps({"side": args.side, "step_seconds": seconds}), flush=True)
+
+
+def launch(side: str, args, model_dir: str) -> list[float]:
+    python = sys.executable if side == "ours" else str(TRL_PYTHON)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+               TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
+    cmd = [python, __file__, "--side", side, "--model-dir", model_dir, "--threads", str(args.threads),
+           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.exit(f"{side} side failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return json.loads(lines[-1][len("RESULT "):])["step_seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2, help="ours/TRL pairs of runs, alternated")
+    parser.add_argument("--steps", type=int, default=6, help="measured steps per run")
+    parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        return worker(args)
+
+    import common
+
+    if not TRL_PYTHON.exists():
+        sys.exit(f"{TRL_PYTHON} not found: run `bash benchmarks/setup_trl_env.sh` first")
+    model_dir = tiny_model_dir()
+    before = common.load_average()
+    measured: dict[str, list[float]] = {"ours": [], "trl": []}
+    per_run: list[tuple[str, float]] = []
+    for round_index in range(args.rounds):
+        for side in ("ours", "trl"):
+            seconds = launch(side, args, model_dir)[args.warmup:]
+            measured[side] += seconds
+            per_run.append((side, common.median(seconds)))
+            print(f"round {round_index + 1} {side}: median {per_run[-1][1]:.3f} s/step over {len(seconds)} steps",
+                  file=sys.stderr, flush=True)
+    ours, trl = common.median(measured["ours"]), common.median(measured["trl"])
+    versions = subprocess.run([str(TRL_PYTHON), "-c", "import trl, transformers, torch; "
+                               "print(f'trl {trl.__version__}, transformers {transformers.__version__}, torch {torch.__version__}')"],
+                              capture_output=True, text=True).stdout.strip()
+    print(f"\n### GRPO step: ours vs TRL GRPOTrainer, tiny model, {PROMPTS} prompts x {SAMPLES} samples, "
+          f"{NEW_TOKENS} new tokens, {args.threads} threads, HF generate\n")
+    print(f"TRL side: {versions}. Before: {before}; after: {common.load_average()}\n")
+    rows = [["ours (run_training)", len(measured["ours"]), f"{ours:.3f}", f"{min(measured['ours']):.3f}",
+             " ".join(f"{s:.3f}" for side, s in per_run if side == "ours")],
+            ["TRL GRPOTrainer", len(measured["trl"]), f"{trl:.3f}", f"{min(measured['trl']):.3f}",
+             " ".join(f"{s:.3f}" for side, s in per_run if side == "trl")]]
+    print(common.markdown_table(["side", "steps", "median s/step", "min s/step", "per-run medians"], rows))
+    print(f"\nRatio ours / TRL (median s/step): **{ours / trl:.2f}** (target <= 0.50)")
+
+
+if __name__ == "__main__":
+    main()
