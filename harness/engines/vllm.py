@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -72,10 +73,21 @@ def _start_llm(model_dir: str, options: VLLMOptions, seed: int):
         # refuses to start when that much is not free; an explicit KV-cache size overrides it.
         kwargs.update(dtype="float32" if options.dtype == "auto" else options.dtype, gpu_memory_utilization=0.05,
                       kv_cache_memory_bytes=int(options.kv_cache_gb * 2**30))
+        # Seeded sampling with a prompt split over two scheduler steps rewinds the request's
+        # generator with a CUDA-only call (`set_offset`); whole-prompt prefills avoid it.
+        longest = options.max_model_len or model_max_len(model_dir)
+        kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max(8192, longest))
     threads = torch.get_num_threads()
     llm = vllm.LLM(**kwargs)
     torch.set_num_threads(threads)  # vLLM drops the process to one thread "for serving"; the trainer shares it
     return llm
+
+
+def model_max_len(model_dir: str) -> int:
+    import json
+
+    config = json.loads((Path(model_dir) / "config.json").read_text()) if (Path(model_dir) / "config.json").exists() else {}
+    return int(config.get("max_position_embeddings") or 4096)
 
 
 def shared_llm(model_dir: str, options: VLLMOptions, seed: int = 0):
