@@ -11,7 +11,7 @@ from harness.train import run_training
 @pytest.mark.parametrize("name", algorithms.names())
 def test_algorithm_raises_heldout_accuracy(name, engine, make_run):
     # In one pytest process every vLLM run shares one engine (weights reset per run).
-    run = make_run("default", algorithm=name, seed=0, eval_every=0, engine=engine)
+    run = make_run("default", algorithm=name, seed=0, eval_every=0, engine=engine, max_steps=40)
     record = run_training(run, progress=False)
     s = record["summary"]
     # 500 held-out problems x 2 samples, drawn with the same random numbers before and after:
