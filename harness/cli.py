@@ -35,7 +35,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="experiment preset name (see harness/presets) or a YAML path")
     p.add_argument("--task", help="task name (tasks.names())")
     p.add_argument("--model", help="tiny | smollm2-135m | local HF folder | hub id")
-    p.add_argument("--engine", choices=["hf", "vllm"], help="rollout engine")
+    p.add_argument("--engine", choices=["auto", "hf", "vllm"], help="rollout engine (auto: vllm where installed)")
     p.add_argument("--data-dir", dest="data_dir", help="local benchmark data folder (else $RLVR_DATA_DIR, else the hub)")
     p.add_argument("--steps", dest="max_steps", type=int, help="RL steps")
     p.add_argument("--prompts-per-step", dest="prompts_per_step", type=int)

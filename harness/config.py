@@ -28,7 +28,11 @@ class RunConfig:
     """Extra arguments of the task's `load` (e.g. `levels: [1, 2]` for arithmetic)."""
     model: str = "tiny"
     """`tiny`, `smollm2-135m`, a local Hugging Face folder or a hub id."""
-    engine: str = "hf"
+    engine: str = "auto"
+    """`hf` (Hugging Face generate), `vllm`, or `auto` (vLLM where installed, else hf)."""
+    engine_options: dict = field(default_factory=dict)
+    """vLLM knobs (harness.engines.vllm.VLLMOptions): kv_cache_gb (CPU), gpu_memory_utilization,
+    tensor_parallel_size, max_model_len, enforce_eager, dtype."""
     prompt_style: str = "plain"
     seed: int = 0
     data_dir: str | None = None
@@ -224,6 +228,9 @@ def validate_run(run: RunConfig):
         algo_config = algorithm_config(run)
     except (TypeError, ValueError) as err:
         raise ValueError(f"algo ({run.algorithm}): {err}") from None
+    from harness.engines import engine_options
+
+    engine_options(run.engine, run.engine_options)
     prompts = prompts_per_step(run, algo_config)
     processes = run.devices * run.num_nodes
     if prompts % processes:

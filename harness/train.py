@@ -120,7 +120,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     eval_examples = load_examples(task, "test", run, run.eval_limit)
     data = {"data_dir": run.data_dir, "train": examples_checksum(train_examples),
             "eval": examples_checksum(eval_examples)}
-    engine = make_engine(run.engine, policy, tokenizer)
+    engine = make_engine(run.engine, policy, tokenizer, model_dir=model_path, options=run.engine_options)
 
     def encode_fn(examples):
         return encode_prompts(tokenizer, [ex.prompt for ex in examples], run.prompt_style)
@@ -130,9 +130,10 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
 
     module = algo_cls(policy, tokenizer, engine, reward_fn, encode_fn, algo_config, seed=run.seed)
     tags = {"algorithm": run.algorithm, "seed": str(run.seed), "task": run.task, "model": run.model,
-            "engine": run.engine, "budget_kind": budget.kind if budget else "steps",
+            "engine": type(engine).__name__.removesuffix("Engine").lower(), "budget_kind": budget.kind if budget else "steps",
             "prompt_version": PROMPT_VERSION, **(extra_tags or {})}
     params = as_params(run, algo_config)
+    params.update(engine.describe() if hasattr(engine, "describe") else {})
     ckpt_path = checkpoint_path(run)
     saved = None
     if resume and ckpt_path.exists():
@@ -202,7 +203,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     final = dict(recorder.latest)
     record = {
         "algorithm": run.algorithm, "seed": run.seed, "task": run.task, "model": run.model,
-        "engine": run.engine, "experiment": run.experiment, "budget": run.budget,
+        "engine": tags["engine"], "experiment": run.experiment, "budget": run.budget,
         "config": params, "environment": env, "prompt_version": PROMPT_VERSION,
         "command": command_line(), "data": data, "model_path": model_path,
         "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
