@@ -235,10 +235,12 @@ def make_objective(study, settings: SweepSettings, run: RunConfig, space, log=pr
     return objective
 
 
-def run_worker(study, objective, trials: int, poll_s: float = 2.0) -> None:
+def run_worker(study, objective, trials: int, poll_s: float = 2.0, max_failures: int = 3) -> None:
     """Run trials until the study has `trials` COMPLETE ones. While the running trials of other
     workers would reach the count, wait: if one of them dies, its retry is queued (WAITING) and
-    taken here."""
+    taken here. A trial whose training raises (say, a learning rate that sends the policy to
+    NaN) is FAIL and the sweep goes on; `max_failures` failures in a row stop the worker."""
+    failures = 0
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -249,7 +251,13 @@ def run_worker(study, objective, trials: int, poll_s: float = 2.0) -> None:
         if states[TrialState.COMPLETE] + states[TrialState.RUNNING] >= trials and not states[TrialState.WAITING]:
             time.sleep(poll_s)
             continue
-        study.optimize(objective, n_trials=1, gc_after_trial=True)
+        finished: list = []
+        study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(RuntimeError, FloatingPointError),
+                       callbacks=[lambda _, trial: finished.append(trial)])
+        failures = failures + 1 if finished and finished[-1].state == TrialState.FAIL else 0
+        if failures >= max_failures:
+            raise RuntimeError(f"{failures} trials in a row failed (the last: trial {finished[-1].number}, "
+                               f"error in the log above); stopping this worker")
 
 
 def finish_parent(study, run: RunConfig, trials: int) -> None:

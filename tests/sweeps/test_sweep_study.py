@@ -12,7 +12,8 @@ from harness.compare import grid
 from harness.config import algorithm_config, load_run_config
 
 # Plumbing, not learning: two RL steps, eight held-out prompts, one thread.
-TINY = ["--preset", "smoke", "--steps", "2", "--eval-every", "1", "--eval-limit", "8", "--threads", "1"]
+TINY = ["--preset", "smoke", "--steps", "2", "--samples-per-step", "16", "--eval-every", "1", "--eval-limit", "8",
+        "--threads", "1"]
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_sweep_study_matches_its_mlflow_child_runs_resumes_and_exports(sweep, tm
     tuned = tmp_path / "tuned.yaml"
     assert sweep("--trials", "3", "--pruner", "none", "--resume", "--export", str(tuned)) == 0
 
-    study = optuna.load_study(study_name="grpo-smoke", storage=sweep.storage)
+    study = optuna.load_study(study_name="grpo-smoke-sweep", storage=sweep.storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     baseline = study.trials[0]  # the preset's values, enqueued: the untuned reference
     assert baseline.user_attrs["baseline"] and not any(t.user_attrs.get("baseline") for t in study.trials[1:])
@@ -63,7 +64,7 @@ def test_sweep_study_matches_its_mlflow_child_runs_resumes_and_exports(sweep, tm
     assert mlflow.get_run(parent).info.status == "FINISHED"
     assert mlflow.get_run(parent).data.metrics["best/eval_accuracy"] == pytest.approx(study.best_value)
 
-    with open(sweep.out / "sweeps" / "grpo-smoke" / "trials.csv") as f:
+    with open(sweep.out / "sweeps" / "grpo-smoke-sweep" / "trials.csv") as f:
         assert [r["state"] for r in csv.DictReader(f)] == ["COMPLETE"] * 3
 
     # Export round trip: the tuned values reach GRPO only, and `compare` runs the tuned algorithm.
@@ -71,17 +72,17 @@ def test_sweep_study_matches_its_mlflow_child_runs_resumes_and_exports(sweep, tm
     config = algorithm_config(run)
     for name, value in study.best_params.items():
         assert getattr(config, name) == pytest.approx(value)
-    assert run.experiment == "smoke-tuned" and run.max_steps == 2 and run.eval_limit == 8
+    assert run.experiment == "smoke-tuned" and run.max_steps == 2 and run.samples_per_step == 16
     assert algorithm_config(load_run_config(str(tuned), {"algorithm": "ppo"})).lr == pytest.approx(3e-4)
     assert grid(str(tuned), None, None) == (["grpo"], [0, 1])
 
 
 def test_multi_objective_sweep_writes_the_pareto_front(sweep):
     assert sweep("--trials", "3", "--multi-objective", "--steps", "1") == 0
-    study = optuna.load_study(study_name="grpo-smoke", storage=sweep.storage)
+    study = optuna.load_study(study_name="grpo-smoke-sweep", storage=sweep.storage)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 3 and len(study.directions) == 2
-    folder = sweep.out / "sweeps" / "grpo-smoke"
+    folder = sweep.out / "sweeps" / "grpo-smoke-sweep"
     with open(folder / "pareto.csv") as f:
         front = list(csv.DictReader(f))
     assert front and (folder / "pareto.png").stat().st_size > 1000
@@ -103,20 +104,20 @@ def test_pruning_stops_an_absurd_learning_rate(tmp_path, tiny_model_dir):
     from sweeps.space import load_space
 
     space_file = tmp_path / "lr.yaml"
-    space_file.write_text("lr: {distribution: categorical, choices: [1.0e-4, 50.0]}\n")
+    space_file.write_text("lr: {distribution: categorical, choices: [1.0e-4, 1.0]}\n")
     settings = SweepSettings(algorithm="grpo", trials=2, space=str(space_file), pruner_startup_trials=1)
     run = load_run_config("smoke", {"algorithm": "grpo", "model": str(tiny_model_dir), "threads": 1,
                                     "output_dir": str(tmp_path / "results"), "experiment": "smoke-sweep",
-                                    "max_steps": 3, "eval_every": 1, "eval_limit": 16})
+                                    "max_steps": 2, "samples_per_step": 16, "eval_every": 1, "eval_limit": 8})
     space = load_space("grpo", space_file)
     study = open_study(settings, run, f"sqlite:///{tmp_path / 'optuna.db'}", space, "smoke", log=lambda *a: None)
-    for lr in (1e-4, 50.0, 1e-4):  # good, absurd, good
+    for lr in (1e-4, 1.0, 1e-4):  # good, absurd, good
         study.enqueue_trial({"lr": lr})
     run_worker(study, make_objective(study, settings, run, space, log=lambda *a: None), settings.trials)
 
     good, bad, again = study.trials
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
-    assert bad.params["lr"] == 50.0
+    assert bad.params["lr"] == 1.0
     assert list(bad.intermediate_values) == [1]  # pruned at its first intermediate evaluation
     assert bad.intermediate_values[1] < good.intermediate_values[1]
     assert again.value == pytest.approx(good.value)  # same params, same seed: the same run
@@ -124,4 +125,4 @@ def test_pruning_stops_an_absurd_learning_rate(tmp_path, tiny_model_dir):
     pruned = mlflow.get_run(bad.user_attrs["mlflow_run_id"])
     assert pruned.info.status == "KILLED" and pruned.data.tags["sweep.state"] == "PRUNED"
     steps = mlflow.MlflowClient().get_metric_history(pruned.info.run_id, "eval/accuracy")
-    assert max(m.step for m in steps) == 1  # it stopped training after step 1 of 3
+    assert max(m.step for m in steps) == 1  # it stopped training after step 1 of 2
