@@ -6,6 +6,7 @@ training code (no torch, Lightning or algorithms) and runs in seconds.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from harness.report.leaderboard import by_algorithm, leaderboard
@@ -25,16 +26,21 @@ NOTES = [
     "Ratios against the baseline as in the A*-PO paper: x times faster = baseline seconds / these seconds; "
     "% less memory = 100 x (baseline - this) / baseline peak memory; both on the means over seeds.",
     "Peak memory: perf/peak_memory_gb (GPU max allocated on CUDA, peak RSS of the run's own process on CPU). "
-    "Wall s: the whole training call, evaluations included. KL to ref: the last step's train/kl_ref (k3).",
+    "Wall s: the training call, evaluations included, plus the offline stage (A*-PO's stage 1, BASIS's prior), "
+    "which runs before it. KL to ref: the last step's train/kl_ref (k3).",
 ]
 
 
 def _describe(records: list[dict], board: dict) -> list[str]:
     values = lambda key: sorted({str(r.get(key)) for r in records})  # noqa: E731
     groups = by_algorithm(records)
-    target = f"{board['target_accuracy']:.3f}" + (
-        " (default: the highest accuracy every seed of the baseline reached; set it with --target-accuracy)"
-        if board["target_is_default"] else "")
+    if math.isnan(board["target_accuracy"]):
+        target = ("none: the baseline's seeds never all got above their starting accuracy, so there is no "
+                  "time to target (set one with --target-accuracy)")
+    else:
+        target = f"{board['target_accuracy']:.3f}" + (
+            " (default: the highest accuracy every seed of the baseline reached; set it with --target-accuracy)"
+            if board["target_is_default"] else "")
     return [
         f"{len(records)} runs: {', '.join(f'{n} x{len(r)}' for n, r in groups.items())}. "
         f"Task {', '.join(values('task'))}; model {', '.join(values('model'))}; engine {', '.join(values('engine'))}; "

@@ -48,7 +48,7 @@ def headline_rows(board: dict) -> tuple[list[str], list[list[str]]]:
     """The leaderboard table: rank, accuracy with its interval, time, memory and the ratios."""
     base = board["baseline"] or "baseline"
     header = ["rank", "algorithm", "seeds", "final accuracy [95% CI]", "accuracy before",
-              f"s to {board['target_accuracy']:.3f} (seeds)", f"x faster than {base}", "wall s",
+              f"s to {fmt(board['target_accuracy'])} (seeds)", f"x faster than {base}", "wall s",
               f"x faster than {base} (wall)", "peak memory GB", f"% less memory than {base}"]
     body = []
     for r in board["rows"]:
