@@ -79,21 +79,32 @@ class REBELConfig(AlgorithmConfig):
 class REBEL(RLModule):
     config_class = REBELConfig
 
-    @property
-    def needs_old_logp(self) -> bool:
-        return True  # the shaped reward and the regression both use the sampling policy
+    # needs_old_logp: the base's rule. With one epoch and one mini-batch the policy that sampled
+    # is the one being trained, so the shaped reward and the regression take old = current,
+    # detached, in the loss: one forward pass per step less, the same numbers.
 
     def advantages(self, batch):
-        """[N] KL-shaped sequence rewards R (REBEL regresses on their pairwise differences)."""
+        """[N] KL-shaped sequence rewards R (REBEL regresses on their pairwise differences);
+        None when there is no old-policy pass yet (then the loss computes them, see above)."""
+        if batch.old_logp is None:
+            return None
+        return self.shaped_rewards(batch, batch.old_logp)
+
+    def shaped_rewards(self, batch, old_logp):
         mask = batch.response_mask
-        old = losses.sequence_logp(batch.old_logp, mask)
+        old = losses.sequence_logp(old_logp, mask)
         ref = losses.sequence_logp(batch.ref_logp, mask) if batch.ref_logp is not None else old
         return kl_shaped_rewards(batch.rewards, old, ref, self.config.kl_coef)
 
     def loss(self, batch, logp, logits, denominators):
         mask = batch.response_mask
+        shaped = batch.advantages if batch.advantages is not None else self.shaped_rewards(batch, batch.old_logp)
         seq = losses.sequence_logp(logp, mask).view(-1, 2)
         old = losses.sequence_logp(batch.old_logp, mask).view(-1, 2)
-        loss = regression_loss(seq, old, batch.advantages.view(-1, 2), self.config.eta,
+        loss = regression_loss(seq, old, shaped.view(-1, 2), self.config.eta,
                                num_prompts=denominators["num_seqs"] / 2)
-        return loss, {"policy_loss": float(loss.detach())}
+        stats = {"policy_loss": float(loss.detach())}
+        if batch.ref_logp is not None:  # k3 to the reference under the sampling policy, as the base logs it
+            kl = losses.kl_penalty(batch.old_logp, batch.ref_logp, "k3")
+            stats["kl_ref"] = float(losses.aggregate(kl, mask, "token-mean", **denominators))
+        return loss, stats
