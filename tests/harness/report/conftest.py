@@ -20,9 +20,9 @@ def synthetic_results(tmp_path):
     return write_runs(tmp_path / "results")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthetic_report(tmp_path_factory):
-    """The report of the synthetic runs (baseline grpo, target 0.33), written once per module:
+    """The report of the synthetic runs (baseline grpo, target 0.33), written once per session:
     {"md", "html", "csv"} -> path."""
     from harness.report import write_report
 
