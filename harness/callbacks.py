@@ -124,7 +124,7 @@ class EvalCallback(L.Callback):
         return metrics
 
     def on_train_start(self, trainer, module):
-        if not (self.recorder.eval_curve and self.recorder.eval_curve[-1]["step"] == module.rl_step):  # resumed
+        if module.rl_step == 0 and not self.recorder.eval_curve:  # a resumed run has its schedule's points already
             self.run(module)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):

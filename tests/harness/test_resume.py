@@ -28,12 +28,12 @@ def trajectory(record: dict) -> dict:
 
 def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, tiny_model_dir, tmp_path):
     # PPO: policy and critic, two optimizers, in-reward KL against the reference.
-    overrides = dict(algorithm="ppo", seed=0, max_steps=4, eval_every=2, threads=1, checkpoint_every=1)
+    overrides = dict(algorithm="ppo", seed=0, max_steps=3, eval_every=2, threads=1, checkpoint_every=1)
     killed = make_run("smoke", output_dir=str(tmp_path / "killed"), **overrides)
     log = open(tmp_path / "killed.log", "w")
     cli = Path(sys.executable).with_name("rlvr-bench")
     process = subprocess.Popen(
-        [str(cli), "train", "--preset", "smoke", "--algorithm", "ppo", "--seed", "0", "--steps", "4", "--eval-every", "2",
+        [str(cli), "train", "--preset", "smoke", "--algorithm", "ppo", "--seed", "0", "--steps", "3", "--eval-every", "2",
          "--threads", "1", "--checkpoint-every", "1", "--model", str(tiny_model_dir), "--output-dir", killed.output_dir],
         stdout=log, stderr=subprocess.STDOUT)
     path = checkpoint_path(killed)
@@ -41,17 +41,17 @@ def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, t
     try:
         while time.monotonic() < deadline:
             assert process.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            if path.exists() and load_checkpoint(path)["training"]["rl_step"] >= 2:
+            if path.exists() and load_checkpoint(path)["training"]["rl_step"] >= 1:
                 break
             time.sleep(0.3)
         else:
-            pytest.fail("no checkpoint at step 2 within 300 s: " + (tmp_path / "killed.log").read_text()[-3000:])
+            pytest.fail("no checkpoint after step 1 within 300 s: " + (tmp_path / "killed.log").read_text()[-3000:])
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
     at_kill = load_checkpoint(path)["training"]["rl_step"]
-    assert 2 <= at_kill < 4
+    assert 1 <= at_kill < 3
     assert not run_path(killed.output_dir, killed.experiment, "ppo", 0).exists()
 
     resumed = run_training(killed, progress=False, resume=True)
@@ -59,8 +59,8 @@ def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, t
 
     assert resumed["faults"]["resumed_at_steps"] == [at_kill]
     assert trajectory(resumed) == trajectory(full)
-    assert [p["step"] for p in resumed["eval_curve"]] == [0, 2, 4]
-    assert resumed["final_metrics"]["budget/samples"] == 4 * 32
+    assert [p["step"] for p in resumed["eval_curve"]] == [0, 2, 3]
+    assert resumed["final_metrics"]["budget/samples"] == 3 * 32
     # The same MLflow run continued, and it is closed.
     client = mlflow.MlflowClient(killed.tracking())
     assert client.get_run(resumed["mlflow_run_id"]).info.status == "FINISHED"
