@@ -32,6 +32,8 @@ class EvalConfig:
     prompt_style: str | None = None
     """None: `chat` if the tokenizer has a chat template, else `plain`."""
     backend: str = "ours"
+    engine: str = "auto"
+    """Rollout engine of the `ours` backend: auto (vLLM where installed) | hf | vllm."""
     batch_size: int = 16
     seed: int = 0
     experiment: str = "eval"
@@ -41,6 +43,8 @@ class EvalConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.engine not in ("auto", "hf", "vllm"):
+            raise ValueError(f"--engine {self.engine!r} is not one of ('auto', 'hf', 'vllm')")
         if self.backend not in BACKENDS:
             raise ValueError(f"--backend {self.backend!r} is not one of {BACKENDS}")
         if self.samples < 1:
@@ -77,6 +81,7 @@ def _model_label(model: str) -> str:
 
 def _generate_ours(config: EvalConfig, model_path: str, task, examples: list, prompt_style: str, log) -> list[dict]:
     from algorithms.rollout import SamplingParams
+    from harness.engines import make_engine, resolve_engine
     from harness.engines.hf import HFEngine
     from harness.models import load_policy
     from harness.prompts import format_prompt
@@ -84,7 +89,9 @@ def _generate_ours(config: EvalConfig, model_path: str, task, examples: list, pr
     tokenizer, model = load_policy(model_path)
     texts = [format_prompt(tokenizer, ex.prompt, prompt_style) for ex in examples]
     prompt_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    engine = HFEngine(model, tokenizer, max_batch=config.batch_size)
+    config.engine = resolve_engine(config.engine)
+    engine = (HFEngine(model, tokenizer, max_batch=config.batch_size) if config.engine == "hf" else
+              make_engine(config.engine, model, tokenizer, model_dir=model_path))
     params = SamplingParams(n=config.samples, temperature=config.temperature, top_p=1.0,
                             max_new_tokens=config.max_new_tokens, seed=config.seed)
     log(f"eval: generating {len(examples)} x {config.samples} completions "
@@ -204,7 +211,8 @@ def _log_mlflow(uri: str, config: EvalConfig, params: dict, metrics: dict, recor
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment(config.experiment)
-        tags = {"task": config.task, "model": config.model, "engine": "hf", "backend": config.backend,
+        tags = {"task": config.task, "model": config.model,
+                "engine": config.engine if config.backend == "ours" else "hf", "backend": config.backend,
                 "prompt_style": prompt_style, "prompt_version": params["prompt_version"], "kind": "eval"}
         with mlflow.start_run(run_name=label, tags=tags) as run:
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
@@ -240,6 +248,8 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--prompt-style", dest="prompt_style", choices=["plain", "chat"],
                    help="default: chat if the tokenizer has a chat template, else plain")
     p.add_argument("--backend", choices=list(BACKENDS), help="ours (default) | lm-eval (lm_eval.simple_evaluate)")
+    p.add_argument("--engine", choices=["auto", "hf", "vllm"],
+                   help="rollout engine of --backend ours (default auto: vLLM where installed)")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per generate call (both backends; default 16)")
     p.add_argument("--seed", type=int, help="sampling seed (default 0)")
     p.add_argument("--experiment", help="MLflow experiment (default: eval)")

@@ -197,7 +197,7 @@ def test_both_backends_give_the_same_greedy_completions_and_pass_at_1(tmp_path, 
     for task_name in ("gsm8k", "math500"):
         results = {}
         for backend in ("ours", "lm-eval"):
-            config = EvalConfig(model=smollm2_dir, task=task_name, limit=3, max_new_tokens=10, backend=backend,
+            config = EvalConfig(model=smollm2_dir, task=task_name, limit=3, max_new_tokens=10, backend=backend, engine="hf",
                                 output_dir=str(tmp_path), experiment="agree", threads=1)
             results[backend] = run_eval(config, log=lambda *_: None)
         ours, theirs = results["ours"], results["lm-eval"]
@@ -238,6 +238,7 @@ def test_eval_command_logs_pass_at_k_maj_at_k_and_completions_to_mlflow(tmp_path
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(record["mlflow_run_id"])
     assert run.data.metrics["eval/pass_at_k"] == pytest.approx(m["eval/pass_at_k"])
+    assert run.data.tags["engine"] == "vllm"  # --engine auto, and setup installs vLLM
     assert run.data.metrics["eval/maj_at_k"] == pytest.approx(m["eval/maj_at_k"])
     assert run.data.params["prompt_version"] == PROMPT_VERSION
     assert run.data.tags["task"] == "arithmetic"
