@@ -117,11 +117,9 @@ class RunConfig:
                              f"{self.diag_every}, {self.diag_probe}, {self.diag_mc_samples}")
 
     def tracking(self) -> str:
-        if self.tracking_uri:
-            return self.tracking_uri
-        out = Path(self.output_dir).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{out / 'mlflow.db'}"
+        from harness.tracking import resolve_tracking_uri
+
+        return resolve_tracking_uri(self.tracking_uri, self.output_dir)
 
 
 def _algorithm_names() -> list[str]:

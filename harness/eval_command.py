@@ -68,11 +68,9 @@ class EvalConfig:
             raise ValueError("--backend lm-eval runs greedy decoding only (one sample, temperature 0)")
 
     def tracking(self) -> str:
-        if self.tracking_uri:
-            return self.tracking_uri
-        out = Path(self.output_dir).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{out / 'mlflow.db'}"
+        from harness.tracking import resolve_tracking_uri
+
+        return resolve_tracking_uri(self.tracking_uri, self.output_dir)
 
 
 def _model_label(model: str) -> str:

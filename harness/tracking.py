@@ -6,6 +6,17 @@ import urllib.error
 import urllib.request
 
 
+def resolve_tracking_uri(tracking_uri: str | None, output_dir: str) -> str:
+    """The given URI, else the default: a SQLite store at <output_dir>/mlflow.db."""
+    if tracking_uri:
+        return tracking_uri
+    from pathlib import Path
+
+    out = Path(output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{out / 'mlflow.db'}"
+
+
 class TrackingUnreachable(RuntimeError):
     pass
 
