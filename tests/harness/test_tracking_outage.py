@@ -12,33 +12,15 @@ from pathlib import Path
 import lightning as L
 import mlflow
 import pytest
-from test_tracking_server import _free_port, postgres_database  # noqa: F401 (a fixture)
+from test_tracking_server import _free_port, postgres_database, start_mlflow_server  # noqa: F401 (a fixture)
 
 from harness.train import run_training
 
 
 @pytest.fixture
 def stoppable_mlflow_server(postgres_database, tmp_path):  # noqa: F811
-    port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    # Its own process group: stopping it stops the web workers it starts too.
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
-         postgres_database.replace("postgresql://", "postgresql+psycopg2://"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--artifacts-destination", str(tmp_path / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""}, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2):
-                break
-        except OSError:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
-    else:
-        os.killpg(server.pid, signal.SIGKILL)
-        pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+    server, uri = start_mlflow_server(postgres_database, tmp_path, log)
 
     def stop():
         if server.poll() is None:

@@ -1,6 +1,7 @@
 """A real `mlflow server` on loopback with a PostgreSQL backend store, and an unreachable one."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,30 +37,34 @@ def postgres_database():
     admin.close()
 
 
-@pytest.fixture
-def mlflow_server(postgres_database, tmp_path):
+def start_mlflow_server(backend_uri: str, tmp_path: Path, log) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on a free loopback port in its own process group (stopping the group stops
+    its web workers too); returns once /health answers."""
     port = _free_port()
-    log = open(tmp_path / "server.log", "w")
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
     server = subprocess.Popen(
-        [str(mlflow_bin), "server", "--backend-store-uri", postgres_database.replace("postgresql://", "postgresql+psycopg2://"),
-         "--host", "127.0.0.1",
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
+         backend_uri.replace("postgresql://", "postgresql+psycopg2://"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", "--artifacts-destination", str(tmp_path / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""}, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(uri + "/health", timeout=2):
-                break
+                return server, uri
         except OSError:
             assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
             time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("mlflow server did not start in 120 s: " + (tmp_path / "server.log").read_text()[-2000:])
+    os.killpg(server.pid, signal.SIGKILL)
+    pytest.fail("mlflow server did not start in 120 s: " + (tmp_path / "server.log").read_text()[-2000:])
+
+
+@pytest.fixture
+def mlflow_server(postgres_database, tmp_path):
+    log = open(tmp_path / "server.log", "w")
+    server, uri = start_mlflow_server(postgres_database, tmp_path, log)
     yield uri
-    server.terminate()
+    os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
     log.close()
 
