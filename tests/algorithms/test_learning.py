@@ -11,7 +11,9 @@ from harness.train import run_training
 @pytest.mark.parametrize("name", algorithms.names())
 def test_algorithm_raises_heldout_accuracy(name, engine, make_run):
     # In one pytest process every vLLM run shares one engine (weights reset per run).
-    run = make_run("default", algorithm=name, seed=0, eval_every=0, engine=engine, max_steps=40)
+    # Larger than the default comparison (which must finish in 20 minutes): 40 steps of 256.
+    run = make_run("default", algorithm=name, seed=0, eval_every=0, engine=engine, max_steps=40,
+                   samples_per_step=256, train_limit=1280, eval_limit=500, eval_samples=2)
     record = run_training(run, progress=False)
     s = record["summary"]
     # 500 held-out problems x 2 samples, drawn with the same random numbers before and after:
