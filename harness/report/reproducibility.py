@@ -39,6 +39,12 @@ def _config_without_seed(record: dict) -> str:
     return _json({k: v for k, v in (record.get("config") or {}).items() if k != "seed"})
 
 
+def _commit(environment: dict) -> str:
+    commit = str(environment.get("git_commit") or "(not recorded)")
+    dirty = environment.get("git_dirty")
+    return commit + (f" with uncommitted changes to {', '.join(dirty)}" if dirty else "")
+
+
 def sections(records: list[dict]) -> list[tuple[str, str]]:
     """[(title, preformatted text)] in reading order."""
     def block(items: list[tuple[str, list[str]]]) -> str:
@@ -49,7 +55,7 @@ def sections(records: list[dict]) -> list[tuple[str, str]]:
     env = lambda r: r.get("environment") or {}  # noqa: E731
     out = [
         ("Command lines", block(distinct(records, _command))),
-        ("Git commit", block(distinct(records, lambda r: str(env(r).get("git_commit") or "(not recorded)")))),
+        ("Git commit", block(distinct(records, lambda r: _commit(env(r))))),
         ("Versions", block(distinct(records, lambda r: _json(env(r).get("versions"))))),
         ("Machine", block(distinct(records, lambda r: _json({k: env(r).get(k) for k in MACHINE_KEYS if k in env(r)})))),
         ("Data checksums (SHA-256 of example ids, prompts and gold answers)",
