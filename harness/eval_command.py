@@ -33,7 +33,7 @@ class EvalConfig:
     """None: `chat` if the tokenizer has a chat template, else `plain`."""
     backend: str = "ours"
     engine: str = "auto"
-    """Rollout engine of the `ours` backend: auto (vLLM where installed) | hf | vllm."""
+    """auto (vLLM where installed) | hf | vllm; for lm-eval, hf is lm-eval's own `hf` model."""
     batch_size: int = 16
     seed: int = 0
     experiment: str = "eval"
@@ -104,6 +104,21 @@ def _generate_ours(config: EvalConfig, model_path: str, task, examples: list, pr
     return records
 
 
+def _lm_eval_model(config: EvalConfig, model_path: str):
+    """None: lm-eval's own `hf` model generates; with the vLLM engine, our engine behind lm-eval's
+    `LM` interface (harness/lm_eval_engine.py says why not lm-eval's own `vllm` model)."""
+    from harness.engines import make_engine, resolve_engine
+
+    config.engine = resolve_engine(config.engine)
+    if config.engine == "hf":
+        return None
+    from harness.lm_eval_engine import engine_lm
+    from harness.models import load_policy
+
+    tokenizer, model = load_policy(model_path)
+    return engine_lm(make_engine(config.engine, model, tokenizer, model_dir=model_path), tokenizer, model_path)
+
+
 def _chat_available(model_path: str) -> bool:
     from transformers import AutoTokenizer
 
@@ -149,7 +164,8 @@ def run_eval(config: EvalConfig, log=print) -> dict:
         if data_dir is None:
             raise ValueError("--backend lm-eval reads local data files: pass --data-dir or set RLVR_DATA_DIR")
         records = run_lm_eval(model_path, config.task, data_dir, prompt_style, config.limit,
-                              config.max_new_tokens, batch_size=config.batch_size, log=log)
+                              config.max_new_tokens, batch_size=config.batch_size, log=log,
+                              lm=_lm_eval_model(config, model_path))
         expected = [ex.id for ex in examples]
         if [r["id"] for r in records] != expected:
             raise RuntimeError(f"lm-eval evaluated other examples than tasks.get({config.task!r}).load gives")
@@ -210,7 +226,7 @@ def _log_mlflow(uri: str, config: EvalConfig, params: dict, metrics: dict, recor
     try:
         mlflow.set_experiment(config.experiment)
         tags = {"task": config.task, "model": config.model,
-                "engine": config.engine if config.backend == "ours" else "hf", "backend": config.backend,
+                "engine": config.engine, "backend": config.backend,
                 "prompt_style": prompt_style, "prompt_version": params["prompt_version"], "kind": "eval"}
         with mlflow.start_run(run_name=label, tags=tags) as run:
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
@@ -247,7 +263,8 @@ def add_eval_parser(sub) -> None:
                    help="default: chat if the tokenizer has a chat template, else plain")
     p.add_argument("--backend", choices=list(BACKENDS), help="ours (default) | lm-eval (lm_eval.simple_evaluate)")
     p.add_argument("--engine", choices=["auto", "hf", "vllm"],
-                   help="rollout engine of --backend ours (default auto: vLLM where installed)")
+                   help="generation engine (default auto: vLLM where installed); with --backend lm-eval, "
+                        "hf = lm-eval's own hf model, vllm = our vLLM engine behind lm-eval's LM interface")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per generate call (both backends; default 16)")
     p.add_argument("--seed", type=int, help="sampling seed (default 0)")
     p.add_argument("--experiment", help="MLflow experiment (default: eval)")

@@ -211,6 +211,24 @@ def test_both_backends_give_the_same_greedy_completions_and_pass_at_1(tmp_path, 
     assert (evals / f"gsm8k-{Path(smollm2_dir).name}-lm-eval.completions.jsonl").exists()
 
 
+def test_lm_eval_with_our_vllm_engine_sees_our_prompts_and_scores_our_completions(tmp_path, smollm2_dir):
+    """`--backend lm-eval --engine vllm`: lm-eval's tasks, chat template and scoring; our vLLM engine."""
+    from harness.eval_command import EvalConfig, run_eval
+
+    results = {}
+    for backend in ("ours", "lm-eval"):
+        config = EvalConfig(model=smollm2_dir, task="gsm8k", limit=4, max_new_tokens=24, backend=backend,
+                            engine="vllm", output_dir=str(tmp_path), experiment="agree-vllm")
+        results[backend] = run_eval(config, log=lambda *_: None)
+    ours, theirs = results["ours"], results["lm-eval"]
+    assert theirs["params"]["engine"] == "vllm"
+    assert [r["prompt"] for r in ours["records"]] == [r["prompt"] for r in theirs["records"]]
+    completions = [r["completion"] for r in theirs["records"]]
+    assert completions == [r["completion"] for r in ours["records"]] and all(completions)
+    assert [r["score"] for r in ours["records"]] == [r["lm_eval_pass_at_1"] for r in theirs["records"]]
+    assert theirs["metrics"]["eval/lm_eval_disagreements"] == 0
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 
