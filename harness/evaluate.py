@@ -65,12 +65,14 @@ def answer_key(completion: str) -> str | None:
 
 def majority_vote(answers: list[str | None], scores: list[float]) -> float:
     """maj@k of one prompt: the score of the most frequent stated answer (ties: the one stated
-    first); 0.0 if no sample states an answer. `answers[i]` is sample i's `answer_key`."""
+    first). If no sample states an answer (no `####`, no `\\boxed{}`), the first sample's score:
+    the verifier searched its text itself, and so maj@1 is pass@1. `answers[i]` is sample i's
+    `answer_key`."""
     if len(answers) != len(scores):
         raise ValueError(f"{len(answers)} answers for {len(scores)} scores")
     votes = Counter(a for a in answers if a is not None)
     if not votes:
-        return 0.0
+        return float(scores[0]) if scores else 0.0
     top = max(votes.values())
     winner = next(a for a in answers if a is not None and votes[a] == top)
     return float(scores[answers.index(winner)])

@@ -217,6 +217,11 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     write_json_atomic(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
     if not run.keep_checkpoint:  # the record is written: the run needs no resume any more
         ckpt_path.unlink(missing_ok=True)
+        for folder in (ckpt_path.parent, ckpt_path.parent.parent):  # <run>/ and checkpoints/, once empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     try:
         logger.finalize("success")
     except Exception as err:

@@ -52,6 +52,8 @@ def test_majority_vote_takes_the_most_frequent_stated_answer():
     assert majority_vote(["3", "7", "3", "7"], [0.0, 1.0, 0.0, 1.0]) == 0.0  # tie: first stated wins
     assert majority_vote([None, None, "7"], [0.0, 0.0, 1.0]) == 1.0  # no-answers do not vote
     assert majority_vote([None, None], [0.0, 0.0]) == 0.0
+    # No marked answer at all: the verifier's own search decided; maj@1 is pass@1.
+    assert majority_vote([None], [1.0]) == 1.0 and majority_vote([None, None], [1.0, 0.0]) == 1.0
     with pytest.raises(ValueError):
         majority_vote(["1"], [1.0, 0.0])
 

@@ -94,6 +94,7 @@ def test_the_checkpoint_is_deleted_once_the_record_is_written_unless_kept(make_r
     run_training(run, progress=False)
     assert run_path(run.output_dir, run.experiment, "grpo", 0).exists()
     assert not checkpoint_path(run).exists()
+    assert not checkpoint_path(run).parent.parent.exists()  # no empty checkpoints/<run>/ folders left
 
 
 def test_a_checkpoint_does_not_resume_a_different_config(make_run, tmp_path):
