@@ -49,7 +49,10 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(name, tiny_model_di
         module.accumulate_gradients(batch)
         grads.append(torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]))
     assert grads[0].abs().sum() > 0
-    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7), (grads[0] - grads[1]).abs().max()
+    # fp32 sums in another order: equal up to rounding, measured against the gradient's size (an
+    # element-wise rtol fails on near-zero entries; a wrong micro-batch scale is off by ~50 %).
+    relative = ((grads[0] - grads[1]).norm() / grads[0].norm()).item()
+    assert relative < 1e-5, relative
 
 
 def test_declared_needs():
