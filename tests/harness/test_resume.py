@@ -26,6 +26,17 @@ def trajectory(record: dict) -> dict:
             "final": final, "steps": record["summary"]["steps"]}
 
 
+def assert_same_trajectory(resumed: dict, full: dict) -> None:
+    """Equal steps, rows and metrics; values equal up to float32 rounding (a matmul can round its
+    last bit differently with other memory alignment: seen once, entropy 0.28411391 vs 0.28411388)."""
+    a, b = trajectory(resumed), trajectory(full)
+    assert a["steps"] == b["steps"]
+    assert [sorted(row) for row in a["history"]] == [sorted(row) for row in b["history"]]
+    assert [sorted(row) for row in a["eval_curve"]] == [sorted(row) for row in b["eval_curve"]]
+    for x, y in zip(a["history"] + a["eval_curve"] + [a["final"]], b["history"] + b["eval_curve"] + [b["final"]]):
+        assert x == pytest.approx(y, rel=1e-5, abs=1e-6)
+
+
 def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, tiny_model_dir, tmp_path):
     # PPO: policy and critic, two optimizers, in-reward KL against the reference.
     overrides = dict(algorithm="ppo", seed=0, max_steps=3, eval_every=2, threads=1, checkpoint_every=1)
@@ -58,7 +69,7 @@ def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, t
     full = run_training(make_run("smoke", output_dir=str(tmp_path / "full"), **overrides), progress=False)
 
     assert resumed["faults"]["resumed_at_steps"] == [at_kill]
-    assert trajectory(resumed) == trajectory(full)
+    assert_same_trajectory(resumed, full)
     assert [p["step"] for p in resumed["eval_curve"]] == [0, 2, 3]
     assert resumed["final_metrics"]["budget/samples"] == 3 * 32
     # The same MLflow run continued, and it is closed.
@@ -84,7 +95,7 @@ def test_resuming_a_stopped_run_continues_its_offline_state(make_run, tmp_path, 
     resumed = run_training(longer, progress=False, resume=True)
     full = run_training(make_run("smoke", algorithm=algorithm, max_steps=2, eval_every=1, threads=1,
                                  output_dir=str(tmp_path / "b")), progress=False)
-    assert trajectory(resumed) == trajectory(full)
+    assert_same_trajectory(resumed, full)
     assert resumed["faults"]["resumed_at_steps"] == [1]
     assert [p["step"] for p in resumed["eval_curve"]] == [0, 1, 2]
 
