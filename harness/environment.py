@@ -21,8 +21,7 @@ def _git(*args: str) -> str | None:
 
 
 def git_commit() -> str | None:
-    out = _git("rev-parse", "HEAD")
-    return out.strip() or None if out is not None else None
+    return (_git("rev-parse", "HEAD") or "").strip() or None
 
 
 def git_dirty() -> list[str] | None:

@@ -79,17 +79,11 @@ def _model_label(model: str) -> str:
 
 def _generate_ours(config: EvalConfig, model_path: str, task, examples: list, prompt_style: str, log) -> list[dict]:
     from algorithms.rollout import SamplingParams
-    from harness.engines import make_engine, resolve_engine
-    from harness.engines.hf import HFEngine
-    from harness.models import load_policy
     from harness.prompts import format_prompt
 
-    tokenizer, model = load_policy(model_path)
+    tokenizer, engine = _engine(config, model_path)
     texts = [format_prompt(tokenizer, ex.prompt, prompt_style) for ex in examples]
     prompt_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    config.engine = resolve_engine(config.engine)
-    engine = (HFEngine(model, tokenizer, max_batch=config.batch_size) if config.engine == "hf" else
-              make_engine(config.engine, model, tokenizer, model_dir=model_path))
     params = SamplingParams(n=config.samples, temperature=config.temperature, top_p=1.0,
                             max_new_tokens=config.max_new_tokens, seed=config.seed)
     log(f"eval: generating {len(examples)} x {config.samples} completions "
@@ -104,19 +98,30 @@ def _generate_ours(config: EvalConfig, model_path: str, task, examples: list, pr
     return records
 
 
+def _engine(config: EvalConfig, model_path: str):
+    """(tokenizer, rollout engine) for `config.engine`, resolved in place (auto -> hf | vllm)."""
+    from harness.engines import make_engine, resolve_engine
+    from harness.engines.hf import HFEngine
+    from harness.models import load_policy
+
+    tokenizer, model = load_policy(model_path)
+    config.engine = resolve_engine(config.engine)
+    engine = (HFEngine(model, tokenizer, max_batch=config.batch_size) if config.engine == "hf" else
+              make_engine(config.engine, model, tokenizer, model_dir=model_path))
+    return tokenizer, engine
+
+
 def _lm_eval_model(config: EvalConfig, model_path: str):
     """None: lm-eval's own `hf` model generates; with the vLLM engine, our engine behind lm-eval's
     `LM` interface (harness/lm_eval_engine.py says why not lm-eval's own `vllm` model)."""
-    from harness.engines import make_engine, resolve_engine
+    from harness.engines import resolve_engine
+    from harness.lm_eval_engine import engine_lm
 
     config.engine = resolve_engine(config.engine)
     if config.engine == "hf":
         return None
-    from harness.lm_eval_engine import engine_lm
-    from harness.models import load_policy
-
-    tokenizer, model = load_policy(model_path)
-    return engine_lm(make_engine(config.engine, model, tokenizer, model_dir=model_path), tokenizer, model_path)
+    tokenizer, engine = _engine(config, model_path)
+    return engine_lm(engine, tokenizer, model_path)
 
 
 def _chat_available(model_path: str) -> bool:
