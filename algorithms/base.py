@@ -218,16 +218,34 @@ class RLModule(DistributedBatch, L.LightningModule):
 
     @torch.no_grad()
     def no_grad_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
-        parts = []
-        for index in self.chunks(len(batch), self.micro_size()):
-            mb = batch.select(index)
-            parts.append(self.token_logp(model, mb))
-            self.counters["forward_tokens"] += mb.num_tokens
-        return torch.cat(parts)
+        def logp(micro: RLBatch) -> torch.Tensor:
+            self.counters["forward_tokens"] += micro.num_tokens
+            return self.token_logp(model, micro)
+
+        return self.per_token(batch, logp)
+
+    def per_token(self, batch: RLBatch, fn: Callable[[RLBatch], torch.Tensor]) -> torch.Tensor:
+        """[N, T] of `fn` ([n, T'] per response token) over the batch's micro-batches; exactly 0 where
+        `response_mask` is 0, whichever micro-batch a row was in."""
+        out = batch.response_mask.new_zeros(batch.response_mask.shape)
+        for rows, micro in self.micro_batches(batch):
+            out[rows, : micro.response_width] = fn(micro).to(out.dtype) * micro.response_mask
+        return out
 
     @staticmethod
     def chunks(n: int, size: int) -> list[torch.Tensor]:
         return [torch.arange(s, min(s + size, n)) for s in range(0, n, size)]
+
+    def micro_batches(self, batch: RLBatch) -> list[tuple[torch.Tensor, RLBatch]]:
+        """(rows, micro-batch) pairs that cover the batch: whole groups (or pairs), ordered by their
+        longest response so that each micro-batch, compacted, pads to lengths like its own. The sum
+        over micro-batches is the same whatever the order; padding no row needs is not computed."""
+        g = self.samples_per_prompt
+        longest = batch.response_mask.sum(-1).view(-1, g).max(-1).values
+        order = torch.argsort(longest, stable=True)
+        rows = (order[:, None] * g + torch.arange(g)).reshape(-1)
+        return [(rows[index], batch.select(rows[index]).compact())
+                for index in self.chunks(len(batch), self.micro_size())]
 
     def make_batch(self, examples: list) -> tuple[RLBatch, Rollout]:
         """Rollout, reward, the declared log-prob passes, `prepare` and advantages: all but the update."""
@@ -281,10 +299,11 @@ class RLModule(DistributedBatch, L.LightningModule):
         denominators = {"num_tokens": max(float(sizes[0]), 1.0), "num_seqs": float(sizes[1]), "max_len": float(max_len)}
         scale = self.trainer.world_size if self.distributed else 1
         stats: dict[str, float] = {}
-        for micro_index in self.chunks(len(mini), self.micro_size()):
-            micro = mini.select(micro_index)
+        for _, micro in self.micro_batches(mini):
             logits = self.response_logits(self.policy, micro)
             logp = losses.token_logp(logits, micro.input_ids[:, micro.prompt_width:], self.config.temperature)
+            # 0 at padding, like the stored per-token passes: no exp() of a padding difference can overflow.
+            logp = logp.masked_fill(micro.response_mask == 0, 0.0)
             if micro.old_logp is None:
                 micro.old_logp = logp.detach()
             loss, micro_stats = self.loss(micro, logp, logits, denominators)

@@ -58,6 +58,29 @@ class RLBatch:
                 picked[f.name] = value[index]
         return replace(self, **picked)
 
+    def compact(self) -> "RLBatch":
+        """The same rows without padding columns that no row uses: leading prompt columns that are
+        padding in every row, response columns past the longest response. Log-probs, values and
+        losses are unchanged (padding is masked out of attention and every loss); a micro-batch
+        of short responses then costs what its tokens cost, not what the step's longest one does."""
+        used = self.attention_mask[:, : self.prompt_width].any(dim=0).nonzero()
+        start = int(used[0]) if len(used) else self.prompt_width - 1
+        lengths = self.response_mask.sum(dim=-1)
+        width = max(1, int(lengths.max())) if len(self) else 1
+        if start == 0 and width == self.response_width:
+            return self
+        full, tokens = self.prompt_width + self.response_width, self.response_width
+        trimmed = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, torch.Tensor) or value.dim() != 2:
+                continue
+            if value.shape[1] == full:  # input_ids, attention_mask, position_ids
+                trimmed[f.name] = value[:, start: self.prompt_width + width]
+            elif value.shape[1] == tokens:  # per response token
+                trimmed[f.name] = value[:, :width]
+        return replace(self, prompt_width=self.prompt_width - start, **trimmed)
+
 
 def build_batch(rollout: Rollout, rewards: list[float], pad_id: int, samples_per_prompt: int,
                 device: torch.device | str = "cpu") -> RLBatch:

@@ -175,7 +175,7 @@ class PPO(RLModule):
 
     def prepare(self, batch, examples):
         with self.phase("critic"), torch.no_grad():
-            batch.values = torch.cat([self.critic(batch.select(i)) for i in self.chunks(len(batch), self.micro_size())])
+            batch.values = self.per_token(batch, self.critic)
         self.counters["critic_forward_tokens"] = self.counters.get("critic_forward_tokens", 0) + batch.num_tokens
 
     def advantages(self, batch):

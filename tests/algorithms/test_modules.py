@@ -70,3 +70,24 @@ def test_declared_needs():
         GRPOConfig(samples_per_prompt=1)
     with pytest.raises(ValueError, match="value_estimator"):
         BASISConfig(value_estimator="median")
+
+
+def test_compact_micro_batches_give_the_log_probs_of_the_padded_batch(tiny_model_dir):
+    torch.manual_seed(0)
+    module, examples = make_module("a_star_po", tiny_model_dir)
+    batch, _ = module.make_batch(examples)
+    mask = batch.response_mask.bool()
+    lengths = batch.response_mask.sum(-1)
+    assert lengths.min() < lengths.max(), "the rollout should have responses of several lengths"
+    with torch.no_grad():
+        padded = module.token_logp(module.policy, batch)
+    module.config.micro_batch_size = 2
+    micro = module.micro_batches(batch)
+    # Ordered by length: the shortest pair is compacted to its own longest response.
+    rows, first = micro[0]
+    assert first.response_width == int(lengths[rows].max()) < batch.response_width
+    assert first.input_ids.shape[1] < batch.input_ids.shape[1]
+    assert sorted(torch.cat([r for r, _ in micro]).tolist()) == list(range(len(batch)))
+    compact = module.no_grad_logp(module.policy, batch)
+    assert torch.allclose(compact[mask], padded[mask], atol=1e-5)
+    assert (compact[~mask] == 0).all()
