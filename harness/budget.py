@@ -4,6 +4,8 @@ FLOPs follow the usual dense-transformer estimate with N parameters:
 - 2 N per token for every forward pass without gradient: generation (prompt prefill and every
   decoded token), reference, old-policy and critic passes;
 - 6 N per token for a training forward and backward pass (policy, and critic when trained).
+Tokens are those computed: in log-prob and training passes a prompt shared by a group of samples
+(GRPO, REBEL) is computed, and counted, once per group.
 Attention's sequence-length term is left out, as in Kaplan et al. (2020); at the lengths of
 these benchmarks it is a few percent.
 """

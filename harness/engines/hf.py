@@ -32,28 +32,44 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> Rollout:
-        rows = [p for p in prompt_ids for _ in range(params.n)]
         # Seeding the global generator right before sampling makes rollouts a function of
         # (seed, weights, prompts) alone, whatever ran before (evaluation, other phases).
         torch.manual_seed(params.seed)
         was_training = self.model.training
         self.model.eval()
         out = Rollout([], [], [], [])
+        per_chunk = max(1, self.max_batch // params.n)  # whole prompts: their n samples share a prefill
         try:
-            for start in range(0, len(rows), self.max_batch):
-                self._generate_chunk(rows[start:start + self.max_batch], params, out)
+            for start in range(0, len(prompt_ids), per_chunk):
+                self._generate_chunk(prompt_ids[start:start + per_chunk], params, out)
         finally:
             self.model.train(was_training)
         return out
 
-    def _generate_chunk(self, rows, params: SamplingParams, out: Rollout) -> None:
+    def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, n: int):
+        """Keys and values of every prompt but its last token, computed once and repeated for its n
+        samples; `generate` then prefills only the last token (None when there is nothing to share)."""
+        if n < 2 or ids.shape[1] < 2:
+            return None
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                           use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(n)
+        return cache
+
+    def _generate_chunk(self, prompts, params: SamplingParams, out: Rollout) -> None:
         tok = self.tokenizer
         device = next(self.model.parameters()).device
-        ids, mask = left_pad(rows, tok.pad_token_id)
+        ids, mask = left_pad(prompts, tok.pad_token_id)
+        ids, mask = ids.to(device), mask.to(device)
+        cache = self._prompt_cache(ids, mask, params.n)
+        ids, mask = ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0)
+        rows = [p for p in prompts for _ in range(params.n)]
         greedy = params.temperature <= 0
         generated = self.model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
+            input_ids=ids,
+            attention_mask=mask,
+            past_key_values=cache,
             do_sample=not greedy,
             temperature=None if greedy else params.temperature,
             top_p=None if greedy else params.top_p,

@@ -91,3 +91,29 @@ def test_compact_micro_batches_give_the_log_probs_of_the_padded_batch(tiny_model
     compact = module.no_grad_logp(module.policy, batch)
     assert torch.allclose(compact[mask], padded[mask], atol=1e-5)
     assert (compact[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["grpo", "rebel"])
+def test_a_groups_shared_prompt_gives_the_log_probs_and_gradient_of_separate_prompts(name, tiny_model_dir):
+    torch.manual_seed(0)
+    module, examples = make_module(name, tiny_model_dir)
+    g = module.samples_per_prompt
+    batch, _ = module.make_batch(examples[: 16 // g])
+    results = {}
+    for shared in (True, False):
+        module.config.shared_prompts = shared
+        assert module.shares_prompts(batch) is shared
+        module.policy.zero_grad(set_to_none=True)
+        logp = module.token_logp(module.policy, batch)
+        (logp * batch.response_mask).sum().backward()
+        grad = torch.cat([p.grad.flatten() for p in module.policy.parameters() if p.grad is not None])
+        results[shared] = (logp.detach(), grad, module.computed_tokens(batch))
+    mask = batch.response_mask.bool()
+    assert torch.allclose(results[True][0][mask], results[False][0][mask], atol=1e-5)
+    assert ((results[True][1] - results[False][1]).norm() / results[False][1].norm()) < 1e-5
+    # Each prompt is counted once per group when shared.
+    prompt_tokens = int(batch.attention_mask[:, : batch.prompt_width].sum())
+    assert results[False][2] - results[True][2] == prompt_tokens - prompt_tokens // g
+    # Rows of different prompts in one group: never shared.
+    module.config.shared_prompts = True
+    assert not module.shares_prompts(batch.select(torch.arange(1, len(batch) - g + 1)))

@@ -4,7 +4,7 @@ import tasks
 from algorithms import losses
 from algorithms.batch import build_batch
 from algorithms.rollout import SamplingParams
-from harness.engines.hf import HFEngine
+from harness.engines.hf import HFEngine, left_pad
 from harness.models import load_policy
 from harness.prompts import encode_prompts
 
@@ -50,3 +50,18 @@ def test_same_seed_same_rollout_different_seed_different(tiny_model_dir):
     c = engine.generate(prompts, SamplingParams(n=4, max_new_tokens=24, seed=8))
     assert a.completion_ids == b.completion_ids
     assert a.completion_ids != c.completion_ids
+
+
+def test_samples_of_one_prompt_share_its_prefill_and_sample_what_separate_rows_would(tiny_model_dir):
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    engine = HFEngine(model, tokenizer)
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=24, seed=5)
+    assert engine._prompt_cache(*left_pad(prompts, tokenizer.pad_token_id), 4) is not None
+    shared = engine.generate(prompts, params)
+    # The same rows given one by one (n=1): no shared prefill, the same random stream.
+    separate = engine.generate([p for p in prompts for _ in range(4)], SamplingParams(
+        n=1, temperature=1.0, max_new_tokens=24, seed=5))
+    assert shared.completion_ids == separate.completion_ids
+    assert len(set(map(tuple, shared.completion_ids))) > len(prompts)  # samples really differ
+    for a, b in zip(shared.logprobs, separate.logprobs):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-4)
