@@ -25,8 +25,9 @@ def git_commit() -> str | None:
 
 
 def git_dirty() -> list[str] | None:
-    """Tracked files that differ from the commit (a run made with them is not that commit's)."""
-    out = _git("status", "--porcelain", "--untracked-files=no")
+    """Tracked files that differ from the commit (a run made with them is not that commit's);
+    `results/`, where runs write their own outputs, does not count."""
+    out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return None if out is None else sorted(line[3:] for line in out.splitlines() if line.strip())
 
 
