@@ -218,9 +218,10 @@ class RLModule(DistributedBatch, L.LightningModule):
         prompts = batch.input_ids[:, : batch.prompt_width].view(-1, g, batch.prompt_width)
         return bool((prompts == prompts[:, :1]).all())
 
-    def computed_tokens(self, batch: RLBatch) -> int:
-        """Tokens a pass of `response_logits` computes: a group's shared prompt counts once."""
-        if not self.shares_prompts(batch):
+    def computed_tokens(self, batch: RLBatch, model: torch.nn.Module | None = None) -> int:
+        """Tokens a pass of `response_logits` through `model` (default: the policy) computes: a
+        group's shared prompt counts once."""
+        if not self._shares_prompts_in(model or self.policy, batch):
             return batch.num_tokens
         prompt_tokens = int(batch.attention_mask[:: self.samples_per_prompt, : batch.prompt_width].sum())
         return prompt_tokens + int(batch.response_mask.sum())
@@ -233,11 +234,15 @@ class RLModule(DistributedBatch, L.LightningModule):
         same numbers up to float rounding; gradients flow back through the repeat). On the tiny
         policy, prompts ~72 tokens and responses ~15, a GRPO micro-batch of 8 x 8 runs 2.7x faster.
         """
-        if self.shares_prompts(batch):
+        if self._shares_prompts_in(model, batch):
             return self._shared_prompt_logits(model, batch)
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     position_ids=batch.position_ids, logits_to_keep=batch.response_width + 1, use_cache=False)
         return out.logits[:, :-1]
+
+    def _shares_prompts_in(self, model: torch.nn.Module, batch: RLBatch) -> bool:
+        # With gradient checkpointing Hugging Face models return no cache to share.
+        return self.shares_prompts(batch) and not getattr(model, "is_gradient_checkpointing", False)
 
     def _shared_prompt_logits(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
         g, p = self.samples_per_prompt, batch.prompt_width
@@ -258,7 +263,7 @@ class RLModule(DistributedBatch, L.LightningModule):
     @torch.no_grad()
     def no_grad_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
         def logp(micro: RLBatch) -> torch.Tensor:
-            self.counters["forward_tokens"] += self.computed_tokens(micro)
+            self.counters["forward_tokens"] += self.computed_tokens(micro, model)
             return self.token_logp(model, micro)
 
         return self.per_token(batch, logp)

@@ -117,3 +117,17 @@ def test_a_groups_shared_prompt_gives_the_log_probs_and_gradient_of_separate_pro
     # Rows of different prompts in one group: never shared.
     module.config.shared_prompts = True
     assert not module.shares_prompts(batch.select(torch.arange(1, len(batch) - g + 1)))
+
+
+def test_gradient_checkpointing_falls_back_to_separate_prompts(tiny_model_dir):
+    torch.manual_seed(0)
+    module, examples = make_module("grpo", tiny_model_dir, samples_per_prompt=2)
+    batch, _ = module.make_batch(examples[:4])
+    with torch.no_grad():
+        shared = module.token_logp(module.policy, batch)
+    module.policy.gradient_checkpointing_enable()
+    assert module.computed_tokens(batch) == batch.num_tokens  # no cache to share: every prompt runs
+    logp = module.token_logp(module.policy, batch)
+    (logp * batch.response_mask).sum().backward()
+    mask = batch.response_mask.bool()
+    assert torch.allclose(logp.detach()[mask], shared[mask], atol=1e-5)
