@@ -21,6 +21,7 @@ import torch
 from algorithms import losses
 from algorithms.batch import RLBatch, build_batch
 from algorithms.distributed import DistributedBatch
+from algorithms.passes import BatchPasses
 from algorithms.rollout import Rollout, RolloutEngine, SamplingParams
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -85,7 +86,7 @@ RewardFn = Callable[[list[str], list], list[float]]
 EncodeFn = Callable[[list], list[list[int]]]
 
 
-class RLModule(DistributedBatch, L.LightningModule):
+class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
     """Subclasses set `config_class`, the `needs_*` declarations, `advantages` and `loss`."""
 
     config_class = AlgorithmConfig
@@ -209,88 +210,6 @@ class RLModule(DistributedBatch, L.LightningModule):
         return SamplingParams(n=n or self.samples_per_prompt, temperature=c.temperature, top_p=c.top_p,
                               max_new_tokens=c.max_new_tokens, seed=self.seed * 1_000_003 + self.rl_step)
 
-    def shares_prompts(self, batch: RLBatch) -> bool:
-        """Whether the batch's rows come in groups of `samples_per_prompt` with one prompt each
-        (micro-batches keep groups whole), so that each prompt can be computed once per group."""
-        g = self.samples_per_prompt
-        if not self.config.shared_prompts or g < 2 or len(batch) % g:
-            return False
-        prompts = batch.input_ids[:, : batch.prompt_width].view(-1, g, batch.prompt_width)
-        return bool((prompts == prompts[:, :1]).all())
-
-    def computed_tokens(self, batch: RLBatch, model: torch.nn.Module | None = None) -> int:
-        """Tokens a pass of `response_logits` through `model` (default: the policy) computes: a
-        group's shared prompt counts once."""
-        if not self._shares_prompts_in(model or self.policy, batch):
-            return batch.num_tokens
-        prompt_tokens = int(batch.attention_mask[:: self.samples_per_prompt, : batch.prompt_width].sum())
-        return prompt_tokens + int(batch.response_mask.sum())
-
-    def response_logits(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
-        """Logits predicting each response token: [n, T, V]; lm_head runs on the response only.
-
-        With groups (GRPO's G samples, REBEL's pairs) each prompt runs once: its keys and values
-        are repeated for the group's responses, which attend to them as to their own prompt (the
-        same numbers up to float rounding; gradients flow back through the repeat). On the tiny
-        policy, prompts ~72 tokens and responses ~15, a GRPO micro-batch of 8 x 8 runs 2.7x faster.
-        """
-        if self._shares_prompts_in(model, batch):
-            return self._shared_prompt_logits(model, batch)
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids, logits_to_keep=batch.response_width + 1, use_cache=False)
-        return out.logits[:, :-1]
-
-    def _shares_prompts_in(self, model: torch.nn.Module, batch: RLBatch) -> bool:
-        # With gradient checkpointing Hugging Face models return no cache to share.
-        return self.shares_prompts(batch) and not getattr(model, "is_gradient_checkpointing", False)
-
-    def _shared_prompt_logits(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
-        g, p = self.samples_per_prompt, batch.prompt_width
-        first = slice(None, None, g)
-        prompt = model(input_ids=batch.input_ids[first, :p], attention_mask=batch.attention_mask[first, :p],
-                       position_ids=batch.position_ids[first, :p], use_cache=True, logits_to_keep=1)
-        cache = prompt.past_key_values
-        cache.batch_repeat_interleave(g)
-        responses = model(input_ids=batch.input_ids[:, p:], attention_mask=batch.attention_mask,
-                          position_ids=batch.position_ids[:, p:], past_key_values=cache, use_cache=False)
-        # The prompt's last position predicts response token 0; response token t predicts t + 1.
-        return torch.cat([prompt.logits[:, -1:].repeat_interleave(g, dim=0), responses.logits[:, :-1]], dim=1)
-
-    def token_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
-        return losses.token_logp(self.response_logits(model, batch), batch.input_ids[:, batch.prompt_width:],
-                                 temperature=self.config.temperature)
-
-    @torch.no_grad()
-    def no_grad_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
-        def logp(micro: RLBatch) -> torch.Tensor:
-            self.counters["forward_tokens"] += self.computed_tokens(micro, model)
-            return self.token_logp(model, micro)
-
-        return self.per_token(batch, logp)
-
-    def per_token(self, batch: RLBatch, fn: Callable[[RLBatch], torch.Tensor]) -> torch.Tensor:
-        """[N, T] of `fn` ([n, T'] per response token) over the batch's micro-batches; exactly 0 where
-        `response_mask` is 0, whichever micro-batch a row was in."""
-        out = batch.response_mask.new_zeros(batch.response_mask.shape)
-        for rows, micro in self.micro_batches(batch):
-            out[rows, : micro.response_width] = fn(micro).to(out.dtype) * micro.response_mask
-        return out
-
-    @staticmethod
-    def chunks(n: int, size: int) -> list[torch.Tensor]:
-        return [torch.arange(s, min(s + size, n)) for s in range(0, n, size)]
-
-    def micro_batches(self, batch: RLBatch) -> list[tuple[torch.Tensor, RLBatch]]:
-        """(rows, micro-batch) pairs that cover the batch: whole groups (or pairs), ordered by their
-        longest response so that each micro-batch, compacted, pads to lengths like its own. The sum
-        over micro-batches is the same whatever the order; padding no row needs is not computed."""
-        g = self.samples_per_prompt
-        longest = batch.response_mask.sum(-1).view(-1, g).max(-1).values
-        order = torch.argsort(longest, stable=True)
-        rows = (order[:, None] * g + torch.arange(g)).reshape(-1)
-        return [(rows[index], batch.select(rows[index]).compact())
-                for index in self.chunks(len(batch), self.micro_size())]
-
     def make_batch(self, examples: list) -> tuple[RLBatch, Rollout]:
         """Rollout, reward, the declared log-prob passes, `prepare` and advantages: all but the update."""
         with self.phase("generate"):
@@ -327,11 +246,6 @@ class RLModule(DistributedBatch, L.LightningModule):
         self.rl_step += 1
         self.step_metrics = self.collect_metrics(batch, rollout, stats)
         self.log("reward", self.step_metrics["train/reward_mean"], prog_bar=True, logger=False, batch_size=len(batch))
-
-    def micro_size(self) -> int:
-        """Micro-batch size in samples, a multiple of samples_per_prompt so groups stay whole."""
-        g = self.samples_per_prompt
-        return max(g, self.config.micro_batch_size // g * g)
 
     def accumulate_gradients(self, mini: RLBatch) -> dict:
         """Backward of one mini-batch, micro-batch by micro-batch, with the mini-batch's denominators,

@@ -82,6 +82,11 @@ class RLBatch:
         return replace(self, prompt_width=self.prompt_width - start, **trimmed)
 
 
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that count real tokens only, so left padding does not shift them."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def build_batch(rollout: Rollout, rewards: list[float], pad_id: int, samples_per_prompt: int,
                 device: torch.device | str = "cpu") -> RLBatch:
     n = len(rollout)
@@ -102,8 +107,7 @@ def build_batch(rollout: Rollout, rewards: list[float], pad_id: int, samples_per
             attention[i, prompt_width:end] = 1
             response_mask[i, : len(completion)] = 1.0
             sample_logp[i, : len(logp)] = torch.tensor(logp, dtype=torch.float32)
-    # Positions count real tokens only, so left padding does not shift them.
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    position_ids = positions(attention)
     return RLBatch(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),

@@ -27,6 +27,7 @@ from algorithms.basis import (
     prior_from_counts,
     prompt_embeddings,
 )
+from algorithms.batch import positions
 from algorithms.rollout import SamplingParams
 from harness.evaluate import sample_and_verify
 from harness.engines.hf import left_pad
@@ -96,7 +97,7 @@ def policy_embed_fn(policy: torch.nn.Module, pad_id: int, encode_fn) -> Callable
 
     def embed(examples: list) -> torch.Tensor:
         ids, mask = left_pad(encode_fn(examples), pad_id)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        position_ids = positions(mask)
         device = next(policy.parameters()).device
         return prompt_embeddings(policy, ids.to(device), mask.to(device), position_ids.to(device))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from algorithms.batch import positions
 from algorithms.rollout import Rollout, SamplingParams
 
 
@@ -51,8 +52,7 @@ class HFEngine:
         samples; `generate` then prefills only the last token (None when there is nothing to share)."""
         if n < 2 or ids.shape[1] < 2:
             return None
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+        cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions(mask)[:, :-1],
                            use_cache=True, logits_to_keep=1).past_key_values
         cache.batch_repeat_interleave(n)
         return cache
