@@ -165,7 +165,10 @@ class PPO(RLModule):
 
     @property
     def needs_old_logp(self) -> bool:
-        return True  # the in-reward KL uses the sampling policy's log-probs
+        # On-policy (one epoch, one mini-batch) no old-policy pass runs: the ratio takes old =
+        # current, detached, and the in-reward KL takes the log-probs the sampler drew from, which
+        # are pi_old's own (temperature applied on both sides) unless top-p truncated them.
+        return super().needs_old_logp or self.config.top_p < 1.0
 
     def configure_optimizers(self):
         c = self.config
@@ -181,8 +184,9 @@ class PPO(RLModule):
     def advantages(self, batch):
         c = self.config
         mask = batch.response_mask
-        ref = batch.ref_logp if batch.ref_logp is not None else batch.old_logp
-        rewards = token_rewards(batch.rewards, batch.old_logp, ref, mask, c.kl_coef)
+        old = batch.old_logp if batch.old_logp is not None else batch.sample_logp
+        ref = batch.ref_logp if batch.ref_logp is not None else old
+        rewards = token_rewards(batch.rewards, old, ref, mask, c.kl_coef)
         advantages, batch.returns = gae(rewards, batch.values, mask, c.gamma, c.lam)
         if c.whiten_advantages:
             advantages = self.masked_whiten(advantages, mask)  # over the global batch under DDP
