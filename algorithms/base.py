@@ -35,6 +35,9 @@ class AlgorithmConfig:
     lr: float = 1e-4
     """AdamW learning rate of the policy."""
     weight_decay: float = 0.0
+    lr_warmup_steps: int = 0
+    """RL steps over which every learning rate (PPO's critic's too) rises linearly to its value, as
+    verl's and TRL's warm-up do: Adam's first steps move every weight by about the learning rate."""
     max_grad_norm: float = 1.0
     """Gradient-norm clip per optimizer step (0 disables)."""
     samples_per_prompt: int = 1
@@ -70,6 +73,8 @@ class AlgorithmConfig:
             raise ValueError(f"loss_agg must be one of {LOSS_AGG_MODES}, got {self.loss_agg!r}")
         if self.kl_coef < 0 or self.clip_eps < 0:
             raise ValueError("kl_coef and clip_eps must be >= 0")
+        if not isinstance(self.lr_warmup_steps, int) or self.lr_warmup_steps < 0:
+            raise ValueError(f"lr_warmup_steps must be an integer >= 0, got {self.lr_warmup_steps!r}")
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "algorithm config") -> "AlgorithmConfig":
@@ -119,6 +124,7 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         # RL steps in a row had one (the harness stops the run after too many in a row).
         self.nonfinite_skipped = 0
         self.nonfinite_streak = 0
+        self.step_lr = self.config.lr
 
     # --- declarations -------------------------------------------------------------------
     @property
@@ -282,10 +288,20 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
                 stats[key] = stats.get(key, 0.0) + float(value)
         return stats
 
+    def lr_factor(self) -> float:
+        """The learning rates' share of their configured values at this RL step (linear warm-up)."""
+        warmup = self.config.lr_warmup_steps
+        return min(1.0, (self.rl_step + 1) / warmup) if warmup > 0 else 1.0
+
     def update(self, batch: RLBatch) -> dict:
         """Epochs x mini-batches optimizer steps; each mini-batch accumulated over micro-batches."""
-        optimizer = self.optimizers()
-        optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        self.step_lr = self.config.lr * self.lr_factor()
+        for each in optimizers:  # a function of the RL step alone: nothing to save for a resume
+            for group in each.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * self.lr_factor()
+        optimizer = optimizers[0]
         generator = torch.Generator().manual_seed(self.seed * 7919 + self.rl_step)
         g = self.samples_per_prompt
         prompts = len(batch) // g
@@ -321,6 +337,7 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         mask = batch.response_mask
         metrics = {f"train/{key}": value for key, value in stats.items()}
         metrics["train/reward_mean"] = float(batch.rewards.mean())
+        metrics["train/lr"] = self.step_lr
         metrics["train/nonfinite_skipped"] = float(self.nonfinite_skipped)
         metrics["train/response_length"] = float(mask.sum(-1).mean())
         if batch.ref_logp is not None and "train/kl_ref" not in metrics:

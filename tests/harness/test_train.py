@@ -3,6 +3,7 @@
 import json
 
 import mlflow
+import pytest
 
 from harness.train import run_training
 
@@ -48,11 +49,17 @@ def test_same_seed_logs_identical_metrics(make_run, tmp_path):
 
 
 def test_compare_runs_the_grid_once_and_skips_finished_runs(make_run, tiny_model_dir, tmp_path, capsys):
+    import os
+
     from harness.compare import run_comparison
 
     overrides = {"output_dir": str(tmp_path / "results"), "model": str(tiny_model_dir)}
-    first = run_comparison("smoke", overrides, algorithms=["basis", "rebel"], seeds=[0, 1])
-    assert sorted((r["algorithm"], r["seed"]) for r in first) == [("basis", 0), ("basis", 1), ("rebel", 0), ("rebel", 1)]
+    # Two at a time, side by side, each pinned to its half of the cores with as many torch threads.
+    first = run_comparison("smoke", overrides, algorithms=["basis", "rebel"], seeds=[0, 1], workers=2)
+    assert [(r["algorithm"], r["seed"]) for r in first] == [("basis", 0), ("basis", 1), ("rebel", 0), ("rebel", 1)]
+    half = len(os.sched_getaffinity(0)) // 2
+    assert [r["environment"]["torch_threads"] for r in first] == [half] * 4
+    assert capsys.readouterr().out.count(" on cores ") == 4
     again = run_comparison("smoke", overrides, algorithms=["basis", "rebel"], seeds=[0, 1])
     out = capsys.readouterr().out
     assert out.count("already finished") == 4
@@ -71,3 +78,19 @@ def test_budget_stops_each_run_within_one_step_of_the_limit(make_run, tmp_path):
         for axis in ("budget/samples", "budget/generated_tokens", "budget/flops", "budget/seconds"):
             assert final[axis] > 0 and all(axis in point for point in record["eval_curve"])
     assert record["summary"]["steps"] == (400 - 256 + 31) // 32
+
+
+def test_lr_warmup_rises_linearly_to_every_optimizers_rate(make_run):
+    from harness.checkpoint import checkpoint_path, load_checkpoint
+    from harness.config import algorithm_config
+
+    # PPO: the policy's optimizer and the critic's both warm up.
+    run = make_run("smoke", algorithm="ppo", seed=0, max_steps=3, eval_every=0, keep_checkpoint=True,
+                   algo={"lr": 1e-3, "critic_lr": 1e-2, "lr_warmup_steps": 4})
+    record = run_training(run, progress=False)
+    lrs = [row["train/lr"] for row in record["history"] if "train/lr" in row]
+    assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4])
+    optimizers = load_checkpoint(checkpoint_path(run))["optimizers"]
+    assert [o["param_groups"][0]["lr"] for o in optimizers] == pytest.approx([7.5e-4, 7.5e-3])
+    with pytest.raises(ValueError, match="lr_warmup_steps"):
+        algorithm_config(make_run("smoke", algorithm="grpo", algo={"lr_warmup_steps": -1}))
