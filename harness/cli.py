@@ -99,7 +99,8 @@ def cmd_compare(args) -> int:
     from harness.compare import run_comparison
 
     overrides = _run_overrides(args, RUN_KEYS)
-    run_comparison(args.preset or "default", overrides, algorithms=args.algorithms, seeds=args.seeds)
+    run_comparison(args.preset or "default", overrides, algorithms=args.algorithms, seeds=args.seeds,
+                   workers=args.workers)
     return 0
 
 
@@ -123,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="algorithms x seeds on one task, model and budget (default: the embedded experiment)")
     p.add_argument("--algorithms", nargs="+", help="subset of algorithms (default: the preset's)")
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
+    p.add_argument("--workers", type=int, help="runs at a time, side by side, each on its own share of the cores "
+                                                "(default: the preset's compare.workers, else 1)")
     _add_run_flags(p)
     p.set_defaults(func=cmd_compare)
 

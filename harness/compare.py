@@ -23,10 +23,14 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _train_child(values: dict, resume: bool = False) -> None:
+def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None) -> None:
+    import os
+
     from harness.config import RunConfig
     from harness.train import run_training
 
+    if cpus:
+        os.sched_setaffinity(0, cpus)  # its own cores: runs side by side do not trade them back and forth
     run_training(RunConfig(**values), progress=False, resume=resume)
 
 
@@ -43,48 +47,113 @@ def _context():
     return context
 
 
-def run_isolated(run, resume: bool = False) -> dict:
+def _start(run, resume: bool, cpus: list[int] | None = None):
     """One run in a fresh process forked from a server that has the libraries imported: its peak
     memory is its own (ru_maxrss never goes down within a process), and a crash leaves the
     finished runs of the grid in place."""
     import dataclasses
 
-    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume))
+    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus))
     process.start()
+    return process
+
+
+def _finish(process, run) -> dict:
     process.join()
     path = run_path(run.output_dir, run.experiment, run.algorithm, run.seed)
     if process.exitcode != 0 or not path.exists():
         raise RunFailed(f"run {run.algorithm} seed {run.seed} failed (exit code {process.exitcode}); "
-                           f"finished runs are kept, start the comparison again to resume")
+                        f"finished runs are kept, start the comparison again to resume")
     return read_run(path)
 
 
+def run_isolated(run, resume: bool = False) -> dict:
+    return _finish(_start(run, resume), run)
+
+
+def core_slots(workers: int) -> list[list[int]]:
+    """The process's cores split into `workers` equal, disjoint sets (at least one core each)."""
+    import os
+
+    cores = sorted(os.sched_getaffinity(0))
+    if workers > len(cores):
+        raise ValueError(f"--workers {workers}: more workers than the {len(cores)} cores this process may use")
+    per = len(cores) // workers
+    return [cores[i * per:(i + 1) * per] for i in range(workers)]
+
+
+def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
+    """Runs `workers` at a time, each in its own process pinned to its own cores with as many torch
+    threads (unless the run sets `threads`). A failed run does not stop the others; the error
+    names every failed run once all have ended. Returns (algorithm, seed) -> record."""
+    import dataclasses
+    from multiprocessing.connection import wait
+
+    slots = core_slots(workers)
+    free = list(range(workers))
+    queue = list(pending)
+    active: dict = {}
+    done, failed = {}, []
+    while queue or active:
+        while queue and free:
+            (run, resume), slot = queue.pop(0), free.pop(0)
+            run = dataclasses.replace(run, threads=run.threads or len(slots[slot]))
+            log(f"compare: {run.algorithm} seed {run.seed} on cores {slots[slot]} "
+                f"{'resumed from its checkpoint' if resume else ''}...")
+            process = _start(run, resume, slots[slot])
+            active[process.sentinel] = (process, run, slot)
+        for sentinel in wait(list(active)):
+            process, run, slot = active.pop(sentinel)
+            free.append(slot)
+            try:
+                done[(run.algorithm, run.seed)] = _finish(process, run)
+            except RunFailed as err:
+                failed.append(str(err))
+    if failed:
+        raise RunFailed("; ".join(failed))
+    return done
+
+
 def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = None,
-                   seeds: list[int] | None = None, log=print, isolate: bool = True) -> list[dict]:
+                   seeds: list[int] | None = None, log=print, isolate: bool = True,
+                   workers: int | None = None) -> list[dict]:
+    """Every (algorithm, seed) of the grid not finished yet, then the summary and the leaderboard.
+    `workers` (default: the preset's `compare.workers`, else 1) runs that many at a time, side by
+    side on disjoint cores (:func:`run_side_by_side`)."""
     from harness.train import run_training
 
-    from harness.tracking import check_tracking_uri
+    from harness.tracking import check_tracking_uri, ensure_experiment
 
     algos, seed_list = grid(preset, algorithms, seeds)
-    check_tracking_uri(load_run_config(preset, {**overrides, "algorithm": algos[0]}).tracking())
-    records = []
+    workers = workers or read_yaml(preset_path(preset)).get("compare", {}).get("workers", 1)
+    first = load_run_config(preset, {**overrides, "algorithm": algos[0]})
+    check_tracking_uri(first.tracking())
+    done: dict = {}
+    pending = []
     for algorithm in algos:
         for seed in seed_list:
             run = load_run_config(preset, {**overrides, "algorithm": algorithm, "seed": seed})
             path = run_path(run.output_dir, run.experiment, algorithm, seed)
             if path.exists():
                 log(f"compare: {algorithm} seed {seed} already finished ({path}); skipped")
-                records.append(read_run(path))
+                done[(algorithm, seed)] = read_run(path)
                 continue
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
-            log(f"compare: {algorithm} seed {seed} {'resumed from its checkpoint' if resume else ''}...")
-            records.append(run_isolated(run, resume) if isolate else
-                           run_training(run, log=log, progress=False, resume=resume))
+            pending.append((run, resume))
+    if pending and workers > 1 and isolate:
+        # The store and the experiment exist before runs start side by side (no creation race).
+        ensure_experiment(first.tracking(), first.experiment)
+        done.update(run_side_by_side(pending, workers, log))
+    for run, resume in pending if workers <= 1 or not isolate else []:
+        log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
+        done[(run.algorithm, run.seed)] = (run_isolated(run, resume) if isolate else
+                                           run_training(run, log=log, progress=False, resume=resume))
+    records = [done[(algorithm, seed)] for algorithm in algos for seed in seed_list]
     log(summary_table(records))
     from harness.report import write_report
 
-    paths = write_report(run.experiment, run.output_dir, baseline="grpo" if "grpo" in algos else None)
+    paths = write_report(first.experiment, first.output_dir, baseline="grpo" if "grpo" in algos else None)
     log(f"compare: leaderboard {paths['md']} (.html, .csv)")
     return records
 

@@ -31,3 +31,12 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
                 raise TrackingUnreachable(f"--tracking-uri {uri}: the server answered HTTP {response.status}")
     except (urllib.error.URLError, OSError) as err:
         raise TrackingUnreachable(f"--tracking-uri {uri}: MLflow tracking server unreachable ({err})") from None
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The experiment's id in the store at `uri`, created (with the store's tables) if missing."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
