@@ -76,10 +76,8 @@ def core_slots(workers: int) -> list[list[int]]:
     import os
 
     cores = sorted(os.sched_getaffinity(0))
-    if workers > len(cores):
-        raise ValueError(f"--workers {workers}: more workers than the {len(cores)} cores this process may use")
-    per = len(cores) // workers
-    return [cores[i * per:(i + 1) * per] for i in range(workers)]
+    per = len(cores) // min(workers, len(cores))
+    return [cores[i * per:(i + 1) * per] for i in range(min(workers, len(cores)))]
 
 
 def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
@@ -89,8 +87,8 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
     import dataclasses
     from multiprocessing.connection import wait
 
-    slots = core_slots(workers)
-    free = list(range(workers))
+    slots = core_slots(workers)  # no more workers than cores
+    free = list(range(len(slots)))
     queue = list(pending)
     active: dict = {}
     done, failed = {}, []
@@ -125,7 +123,10 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     from harness.tracking import check_tracking_uri, ensure_experiment
 
     algos, seed_list = grid(preset, algorithms, seeds)
-    workers = workers or read_yaml(preset_path(preset)).get("compare", {}).get("workers", 1)
+    if workers is None:
+        workers = read_yaml(preset_path(preset)).get("compare", {}).get("workers", 1)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers (compare.workers): expected a positive integer, got {workers!r}")
     first = load_run_config(preset, {**overrides, "algorithm": algos[0]})
     check_tracking_uri(first.tracking())
     done: dict = {}
@@ -142,7 +143,12 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
             pending.append((run, resume))
     if pending and workers > 1 and isolate:
-        # The store and the experiment exist before runs start side by side (no creation race).
+        from harness.models import resolve_model
+
+        # Built (the tiny warm start) or converted once, here on every core, not by the first run
+        # on its share while the others wait; and the store and experiment exist before runs start
+        # side by side (no creation race).
+        resolve_model(first.model, log=log)
         ensure_experiment(first.tracking(), first.experiment)
         done.update(run_side_by_side(pending, workers, log))
     for run, resume in pending if workers <= 1 or not isolate else []:

@@ -43,3 +43,10 @@ def test_compare_smoke_matches_budgets_and_logs_every_metric_family(tiny_model_d
         for point in record["eval_curve"]:  # curves comparable on every axis
             assert {"budget/samples", "budget/generated_tokens", "budget/flops", "budget/seconds"} <= set(point)
     assert (out / "smoke" / "leaderboard.csv").exists()
+
+
+def test_compare_rejects_a_bad_worker_count_before_any_run(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["compare", "--preset", "smoke", "--workers", "0", "--output-dir", str(out)]) == 2
+    assert "--workers" in capsys.readouterr().err
+    assert not (out / "smoke" / "runs").exists()
