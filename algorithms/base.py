@@ -51,6 +51,9 @@ class AlgorithmConfig:
     """Optimizer steps per epoch (the batch is split in this many mini-batches)."""
     micro_batch_size: int = 64
     """Samples per forward/backward; gradients are accumulated exactly across micro-batches."""
+    micro_batch_tokens: int = 0
+    """When > 0, micro-batches are sized by tokens instead (verl's dynamic batch size): as many
+    whole groups as fit in this many padded token positions, a shared prompt counted once."""
     clip_eps: float = 0.2
     kl_coef: float = 0.0
     kl_kind: str = "k3"
@@ -73,6 +76,8 @@ class AlgorithmConfig:
             raise ValueError(f"loss_agg must be one of {LOSS_AGG_MODES}, got {self.loss_agg!r}")
         if self.kl_coef < 0 or self.clip_eps < 0:
             raise ValueError("kl_coef and clip_eps must be >= 0")
+        if not isinstance(self.micro_batch_tokens, int) or self.micro_batch_tokens < 0:
+            raise ValueError(f"micro_batch_tokens must be an integer >= 0, got {self.micro_batch_tokens!r}")
         if not isinstance(self.lr_warmup_steps, int) or self.lr_warmup_steps < 0:
             raise ValueError(f"lr_warmup_steps must be an integer >= 0, got {self.lr_warmup_steps!r}")
 

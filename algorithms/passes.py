@@ -98,8 +98,30 @@ class BatchPasses:
         longest = batch.response_mask.sum(-1).view(-1, g).max(-1).values
         order = torch.argsort(longest, stable=True)
         rows = (order[:, None] * g + torch.arange(g)).reshape(-1)
-        return [(rows[index], batch.select(rows[index]).compact())
-                for index in self.chunks(len(batch), self.micro_size())]
+        if self.config.micro_batch_tokens > 0:
+            prompt_lengths = batch.attention_mask[::g, : batch.prompt_width].sum(-1)
+            groups = self.token_budget_groups(prompt_lengths[order].tolist(), longest[order].tolist())
+            spans = [torch.arange(first * g, end * g) for first, end in groups]
+        else:
+            spans = self.chunks(len(batch), self.micro_size())
+        return [(rows[index], batch.select(rows[index]).compact()) for index in spans]
+
+    def token_budget_groups(self, prompt_lengths: list[int], response_lengths: list[int]) -> list[tuple[int, int]]:
+        """[first, end) spans of consecutive groups whose compacted micro-batch holds at most
+        `micro_batch_tokens` token positions (padded prompt and response columns; a shared prompt
+        once per group), as verl's dynamic batch size; a group larger than the budget goes alone."""
+        g, budget = self.samples_per_prompt, self.config.micro_batch_tokens
+        prompt_rows = 1 if self.config.shared_prompts and g > 1 else g
+        spans, first, prompt, response = [], 0, 0, 0
+        for i, (p, r) in enumerate(zip(prompt_lengths, response_lengths)):
+            wider_prompt, wider_response = max(prompt, p), max(response, r)
+            groups = i - first + 1
+            if groups > 1 and groups * (prompt_rows * wider_prompt + g * wider_response) > budget:
+                spans.append((first, i))
+                first, wider_prompt, wider_response = i, p, r
+            prompt, response = wider_prompt, wider_response
+        spans.append((first, len(prompt_lengths)))
+        return spans
 
     def micro_size(self) -> int:
         """Micro-batch size in samples, a multiple of samples_per_prompt so groups stay whole."""

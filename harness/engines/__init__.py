@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 ENGINES = ("auto", "hf", "vllm")
+# HFEngine's options and their smallest values: rows per generate call; prompts per prefill slice
+# (0: one prefill of every prompt).
+HF_OPTIONS = {"max_batch": 1, "prefill_rows": 0}
 
 
 def resolve_engine(name: str) -> str:
@@ -19,6 +22,14 @@ def resolve_engine(name: str) -> str:
 def engine_options(name: str, options: dict | None):
     """The engine's typed options from the config's `engine_options` dict (errors name the key)."""
     options = dict(options or {})
+    if resolve_engine(name) == "hf":
+        unknown = sorted(set(options) - set(HF_OPTIONS))
+        if unknown:
+            raise ValueError(f"engine_options: unknown key(s) {unknown} for the hf engine; known: {list(HF_OPTIONS)}")
+        for key, value in options.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < HF_OPTIONS[key]:
+                raise ValueError(f"engine_options.{key}: expected an integer >= {HF_OPTIONS[key]}, got {value!r}")
+        return options
     if resolve_engine(name) != "vllm":
         return None
     from dataclasses import fields
@@ -38,7 +49,7 @@ def make_engine(name: str, model, tokenizer, model_dir: str | None = None, optio
     if name == "hf":
         from harness.engines.hf import HFEngine
 
-        return HFEngine(model, tokenizer)
+        return HFEngine(model, tokenizer, **engine_options(name, options))
     if name == "vllm":
         from harness.engines.vllm import VLLMEngine
 

@@ -23,10 +23,11 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, max_batch: int = 256):
+    def __init__(self, model, tokenizer, max_batch: int = 256, prefill_rows: int = 0):
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch = max_batch
+        self.prefill_rows = prefill_rows
 
     def load_weights(self, model) -> None:
         self.model = model
@@ -49,10 +50,33 @@ class HFEngine:
 
     def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, n: int):
         """Keys and values of every prompt but its last token, computed once and repeated for its n
-        samples; `generate` then prefills only the last token (None when there is nothing to share)."""
-        if n < 2 or ids.shape[1] < 2:
+        samples; `generate` then prefills only the last token. With `prefill_rows` > 0, computed that
+        many prompts at a time (a chunked prefill: 256 one-sample prompts hold the activations of 32
+        at once, as a GRPO chunk of 32 prompts x 8 does). None when there is nothing to share or to slice."""
+        rows = ids.shape[0]
+        step = self.prefill_rows or rows
+        if ids.shape[1] < 2 or (n < 2 and rows <= step):
             return None
-        cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions(mask)[:, :-1],
+        pos = positions(mask)
+        caches = [self.model(input_ids=ids[s:s + step, :-1], attention_mask=mask[s:s + step, :-1],
+                             position_ids=pos[s:s + step, :-1], use_cache=True, logits_to_keep=1).past_key_values
+                  for s in range(0, rows, step)]
+        cache = caches[0]
+        if len(caches) > 1:
+            from transformers.cache_utils import DynamicLayer
+
+            if not all(type(layer) is DynamicLayer for layer in cache.layers):
+                return None if n < 2 else self._whole_prompt_cache(ids, mask, pos, n)
+            for i, layer in enumerate(cache.layers):  # the slices side by side in the batch dimension
+                layer.keys = torch.cat([c.layers[i].keys for c in caches])
+                layer.values = torch.cat([c.layers[i].values for c in caches])
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        return cache
+
+    def _whole_prompt_cache(self, ids, mask, pos, n: int):
+        """One pass over every prompt, for caches whose layers hold more than keys and values."""
+        cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
                            use_cache=True, logits_to_keep=1).past_key_values
         cache.batch_repeat_interleave(n)
         return cache

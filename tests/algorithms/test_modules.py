@@ -55,6 +55,38 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(name, tiny_model_di
     assert relative < 1e-5, relative
 
 
+@pytest.mark.parametrize("name", ["a_star_po", "grpo"])
+def test_token_budgeted_micro_batches_fit_the_budget_and_accumulate_to_the_full_gradient(name, tiny_model_dir):
+    torch.manual_seed(0)
+    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS[name])
+    g = module.samples_per_prompt
+    batch, _ = module.make_batch(examples[: 8 // g])
+    shared = module.shares_prompts(batch)
+    assert shared is (g > 1)
+
+    def grad():
+        module.zero_grad(set_to_none=True)
+        module.accumulate_gradients(batch)
+        return torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None])
+
+    module.config.micro_batch_size = 8
+    whole = grad()
+    budget = 3 * (batch.prompt_width + batch.response_width)
+    module.config.micro_batch_tokens = budget
+    micro = module.micro_batches(batch)
+    assert len(micro) > 1
+    assert sorted(torch.cat([rows for rows, _ in micro]).tolist()) == list(range(len(batch)))
+    for _, m in micro:
+        assert len(m) % g == 0
+        prompt_rows = len(m) // g if shared else len(m)
+        positions = prompt_rows * m.prompt_width + len(m) * m.response_width
+        assert positions <= budget or len(m) == g, (positions, budget, len(m))
+    budgeted = grad()
+    assert ((whole - budgeted).norm() / whole.norm()) < 1e-5
+    with pytest.raises(ValueError, match="micro_batch_tokens"):
+        type(module.config)(micro_batch_tokens=-1, samples_per_prompt=g)
+
+
 def test_declared_needs():
     from algorithms.a_star_po import AStarPOConfig
     from algorithms.basis import BASISConfig

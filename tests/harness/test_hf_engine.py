@@ -65,3 +65,33 @@ def test_samples_of_one_prompt_share_its_prefill_and_sample_what_separate_rows_w
     assert len(set(map(tuple, shared.completion_ids))) > len(prompts)  # samples really differ
     for a, b in zip(shared.logprobs, separate.logprobs):
         assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-4)
+
+
+def test_a_chunked_prefill_samples_what_one_prefill_of_every_prompt_would(tiny_model_dir):
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    params = SamplingParams(n=1, temperature=1.0, max_new_tokens=24, seed=3)
+    whole = HFEngine(model, tokenizer, prefill_rows=64)
+    chunked = HFEngine(model, tokenizer, prefill_rows=4)  # 6 prompts: slices of 4 and 2
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    assert whole._prompt_cache(ids, mask, 1) is None  # one slice: generate prefills them itself
+    cache = chunked._prompt_cache(ids, mask, 1)
+    assert cache.get_seq_length() == ids.shape[1] - 1 and cache.layers[0].keys.shape[0] == len(prompts)
+    a, b = whole.generate(prompts, params), chunked.generate(prompts, params)
+    assert a.completion_ids == b.completion_ids
+    for x, y in zip(a.logprobs, b.logprobs):
+        assert torch.allclose(torch.tensor(x), torch.tensor(y), atol=1e-4)
+
+
+def test_hf_engine_options_reach_the_engine_and_bad_ones_name_the_key(tiny_model_dir):
+    import pytest
+
+    from harness.engines import engine_options, make_engine
+
+    tokenizer, model, _ = _setup(tiny_model_dir)
+    engine = make_engine("hf", model, tokenizer, options={"prefill_rows": 32, "max_batch": 128})
+    assert (engine.prefill_rows, engine.max_batch) == (32, 128)
+    assert make_engine("hf", model, tokenizer).prefill_rows == 0
+    with pytest.raises(ValueError, match="kv_cache_gib"):
+        engine_options("hf", {"kv_cache_gib": 1})
+    with pytest.raises(ValueError, match="engine_options.prefill_rows"):
+        engine_options("hf", {"prefill_rows": -1})
