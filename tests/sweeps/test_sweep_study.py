@@ -47,7 +47,7 @@ def test_sweep_study_matches_its_mlflow_child_runs_resumes_and_exports(sweep, tm
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     baseline = study.trials[0]  # the preset's values, enqueued: the untuned reference
     assert baseline.user_attrs["baseline"] and not any(t.user_attrs.get("baseline") for t in study.trials[1:])
-    assert baseline.params == {"lr": 3e-4, "kl_coef": 1e-3, "clip_eps": 0.2, "samples_per_prompt": 8}
+    assert baseline.params == {"lr": 1e-4, "kl_coef": 1e-3, "clip_eps": 0.2, "samples_per_prompt": 8}
     parent = study.user_attrs["mlflow_parent_run_id"]
     runs = children(sweep.tracking, parent)
     assert len(runs) == 3
@@ -105,7 +105,8 @@ def test_pruning_stops_an_absurd_learning_rate(tmp_path, tiny_model_dir):
 
     space_file = tmp_path / "lr.yaml"
     space_file.write_text("lr: {distribution: categorical, choices: [1.0e-4, 1.0]}\n")
-    settings = SweepSettings(algorithm="grpo", trials=2, space=str(space_file), pruner_startup_trials=1)
+    # No baseline trial: the three enqueued ones are the whole study.
+    settings = SweepSettings(algorithm="grpo", trials=2, space=str(space_file), pruner_startup_trials=1, baseline=False)
     run = load_run_config("smoke", {"algorithm": "grpo", "model": str(tiny_model_dir), "threads": 1,
                                     "output_dir": str(tmp_path / "results"), "experiment": "smoke-sweep",
                                     "max_steps": 2, "samples_per_step": 16, "eval_every": 1, "eval_limit": 8})
