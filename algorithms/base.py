@@ -302,10 +302,11 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         """Epochs x mini-batches optimizer steps; each mini-batch accumulated over micro-batches."""
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        self.step_lr = self.config.lr * self.lr_factor()
+        factor = self.lr_factor()
+        self.step_lr = self.config.lr * factor
         for each in optimizers:  # a function of the RL step alone: nothing to save for a resume
             for group in each.param_groups:
-                group["lr"] = group.setdefault("initial_lr", group["lr"]) * self.lr_factor()
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
         optimizer = optimizers[0]
         generator = torch.Generator().manual_seed(self.seed * 7919 + self.rl_step)
         g = self.samples_per_prompt

@@ -142,7 +142,9 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
             pending.append((run, resume))
-    if pending and workers > 1 and isolate:
+    if not pending:
+        pass
+    elif workers > 1 and isolate:
         from harness.models import resolve_model
 
         # Built (the tiny warm start) or converted once, here on every core, not by the first run
@@ -151,10 +153,11 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
         resolve_model(first.model, log=log)
         ensure_experiment(first.tracking(), first.experiment)
         done.update(run_side_by_side(pending, workers, log))
-    for run, resume in pending if workers <= 1 or not isolate else []:
-        log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
-        done[(run.algorithm, run.seed)] = (run_isolated(run, resume) if isolate else
-                                           run_training(run, log=log, progress=False, resume=resume))
+    else:
+        for run, resume in pending:
+            log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
+            done[(run.algorithm, run.seed)] = (run_isolated(run, resume) if isolate else
+                                               run_training(run, log=log, progress=False, resume=resume))
     records = [done[(algorithm, seed)] for algorithm in algos for seed in seed_list]
     log(summary_table(records))
     from harness.report import write_report

@@ -113,9 +113,10 @@ def make_pruner(settings: SweepSettings):
 def _mlflow_parent(run: RunConfig, name: str, settings: SweepSettings, space) -> str:
     from mlflow import MlflowClient
 
+    from harness.tracking import ensure_experiment
+
     client = MlflowClient(run.tracking())
-    experiment = client.get_experiment_by_name(run.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(run.experiment)
+    experiment_id = ensure_experiment(run.tracking(), run.experiment)
     parent = client.create_run(experiment_id, run_name=name, tags={
         "sweep.study": name, "sweep.role": "parent", "algorithm": settings.algorithm,
         "sweep.objectives": "accuracy,seconds" if settings.multi_objective else "accuracy"})

@@ -58,27 +58,26 @@ class HFEngine:
         if ids.shape[1] < 2 or (n < 2 and rows <= step):
             return None
         pos = positions(mask)
-        caches = [self.model(input_ids=ids[s:s + step, :-1], attention_mask=mask[s:s + step, :-1],
-                             position_ids=pos[s:s + step, :-1], use_cache=True, logits_to_keep=1).past_key_values
-                  for s in range(0, rows, step)]
-        cache = caches[0]
-        if len(caches) > 1:
+
+        def prefill(rows_: slice):
+            return self.model(input_ids=ids[rows_, :-1], attention_mask=mask[rows_, :-1], position_ids=pos[rows_, :-1],
+                              use_cache=True, logits_to_keep=1).past_key_values
+
+        cache = prefill(slice(0, step))
+        if rows > step:
             from transformers.cache_utils import DynamicLayer
 
-            if not all(type(layer) is DynamicLayer for layer in cache.layers):
-                return None if n < 2 else self._whole_prompt_cache(ids, mask, pos, n)
-            for i, layer in enumerate(cache.layers):  # the slices side by side in the batch dimension
-                layer.keys = torch.cat([c.layers[i].keys for c in caches])
-                layer.values = torch.cat([c.layers[i].values for c in caches])
+            if all(type(layer) is DynamicLayer for layer in cache.layers):
+                rest = [prefill(slice(s, s + step)) for s in range(step, rows, step)]
+                for i, layer in enumerate(cache.layers):  # the slices side by side in the batch dimension
+                    layer.keys = torch.cat([layer.keys, *(c.layers[i].keys for c in rest)])
+                    layer.values = torch.cat([layer.values, *(c.layers[i].values for c in rest)])
+            elif n < 2:  # layers that hold more than keys and values: generate prefills them itself
+                return None
+            else:
+                cache = prefill(slice(None))
         if n > 1:
             cache.batch_repeat_interleave(n)
-        return cache
-
-    def _whole_prompt_cache(self, ids, mask, pos, n: int):
-        """One pass over every prompt, for caches whose layers hold more than keys and values."""
-        cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
-                           use_cache=True, logits_to_keep=1).past_key_values
-        cache.batch_repeat_interleave(n)
         return cache
 
     def _generate_chunk(self, prompts, params: SamplingParams, out: Rollout) -> None:
