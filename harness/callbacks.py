@@ -6,15 +6,18 @@ run's JSON file keeps, so nothing depends on the tracking server staying up.
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
 
 from harness.budget import Budget, budget_metrics
 from harness.evaluate import evaluate
+from harness.records import write_json_atomic
 
 
 def memory_metrics() -> dict:
@@ -106,26 +109,38 @@ class StopCallback(L.Callback):
 
 
 class EvalCallback(L.Callback):
-    """pass@1 on the held-out set before training, every `every` steps, and at the end."""
+    """pass@1 on the held-out set before training, every `every` steps, and at the end.
 
-    def __init__(self, recorder: RunRecorder, task, examples, encode_fn, every: int = 0, **eval_kwargs):
+    `before_cache`: a file for the evaluation before training. The runs of a comparison that
+    start from the same weights with the same evaluation seed (the algorithms of one seed) would
+    all compute the same numbers; the first one writes them and the others read them (the curve
+    point says `reused`). The caller keys the file on everything the result depends on.
+    """
+
+    def __init__(self, recorder: RunRecorder, task, examples, encode_fn, every: int = 0,
+                 before_cache: Path | None = None, **eval_kwargs):
         self.recorder, self.task, self.examples, self.encode_fn = recorder, task, examples, encode_fn
-        self.every, self.eval_kwargs = every, eval_kwargs
+        self.every, self.before_cache, self.eval_kwargs = every, before_cache, eval_kwargs
         self.last_step = -1
 
-    def run(self, module) -> dict:
+    def run(self, module, cache: Path | None = None) -> dict:
         started = time.perf_counter()
-        metrics = evaluate(module.engine, self.task, self.examples, self.encode_fn, **self.eval_kwargs)
+        if cache is not None and cache.exists():
+            metrics, reused = json.loads(cache.read_text()), {"reused": True}
+        else:
+            metrics, reused = evaluate(module.engine, self.task, self.examples, self.encode_fn, **self.eval_kwargs), {}
+            if cache is not None:
+                write_json_atomic(cache, metrics)
         metrics["timing_s/eval"] = time.perf_counter() - started
         budget = self.recorder.budget(module)
-        self.recorder.eval_curve.append({"step": module.rl_step, **metrics, **budget})
+        self.recorder.eval_curve.append({"step": module.rl_step, **metrics, **budget, **reused})
         self.recorder.log({**metrics, **budget}, module.rl_step)
         self.last_step = module.rl_step
         return metrics
 
     def on_train_start(self, trainer, module):
         if module.rl_step == 0 and not self.recorder.eval_curve:  # a resumed run has its schedule's points already
-            self.run(module)
+            self.run(module, self.before_cache)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if self.every and module.rl_step % self.every == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -112,6 +113,21 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
     return done
 
 
+# Where a run's files and logs go and how it is split over cores do not change what it computes.
+PLACEMENT = ("output_dir", "tracking_uri", "data_dir", "experiment", "threads", "checkpoint_every", "keep_checkpoint")
+
+
+def changed_settings(record: dict, run) -> str:
+    """The settings of a finished run that differ from `run`'s ("" if none): a comparison never
+    mixes runs made with other settings into its table. Settings a record predates count as equal."""
+    from harness.config import as_params, validate_run
+
+    wanted = json.loads(json.dumps(as_params(run, validate_run(run)), default=str))  # as the record holds it
+    stored = record.get("config", {})
+    return ", ".join(f"{k}: {stored[k]!r} there, {v!r} now" for k, v in sorted(wanted.items())
+                     if k not in PLACEMENT and k in stored and stored[k] != v)
+
+
 def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = None,
                    seeds: list[int] | None = None, log=print, isolate: bool = True,
                    workers: int | None = None) -> list[dict]:
@@ -136,8 +152,13 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             run = load_run_config(preset, {**overrides, "algorithm": algorithm, "seed": seed})
             path = run_path(run.output_dir, run.experiment, algorithm, seed)
             if path.exists():
+                record = read_run(path)
+                changed = changed_settings(record, run)
+                if changed:
+                    raise ValueError(f"{path}: finished with other settings than this comparison's ({changed}); "
+                                     f"move it away, or give this comparison another --experiment")
                 log(f"compare: {algorithm} seed {seed} already finished ({path}); skipped")
-                done[(algorithm, seed)] = read_run(path)
+                done[(algorithm, seed)] = record
                 continue
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()

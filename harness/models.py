@@ -26,6 +26,17 @@ def resolve_model(name: str, log=print) -> str:
     return name  # a hub id: users with network access get it from the Hugging Face hub
 
 
+def model_fingerprint(path: str) -> str:
+    """Names the weights a cached result was computed from: a local folder's files (name, size,
+    modification time), so a rebuilt warm start at the same path is a different model; a hub id
+    is its name."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    files = sorted(f for f in folder.rglob("*") if f.is_file())
+    return path + "|" + ";".join(f"{f.relative_to(folder)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
 def load_policy(path: str, dtype=None):
     """(tokenizer, model) ready for training on this process's device."""
     import torch

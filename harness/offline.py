@@ -17,7 +17,9 @@ from harness.records import write_json_atomic
 
 
 def cache_key(model_path: str, task: str, n: int, seed: int, params: SamplingParams, ids: list[str]) -> str:
-    fingerprint = json.dumps([model_path, task, n, seed, params.temperature, params.top_p, params.max_new_tokens,
+    from harness.models import model_fingerprint
+
+    fingerprint = json.dumps([model_fingerprint(model_path), task, n, seed, params.temperature, params.top_p, params.max_new_tokens,
                               hashlib.sha1("\n".join(ids).encode()).hexdigest()])
     return hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -38,6 +39,22 @@ def load_examples(task, split: str, run: RunConfig, limit: int | None) -> list:
         return task.load(split, data_dir=run.data_dir, limit=limit, **run.task_options)
     except TypeError as err:
         raise ValueError(f"task_options {run.task_options}: not accepted by task {run.task!r} ({err})") from None
+
+
+def before_eval_cache(run: RunConfig, model_path: str, engine, data: dict, eval_kwargs: dict) -> Path:
+    """Where the evaluation before training is kept for the runs that start from the same weights
+    (:class:`harness.callbacks.EvalCallback`): keyed on the weights' files, the engine and its
+    options, the held-out examples, the prompts, the sampling and the torch build and threads."""
+    import hashlib
+    import json
+
+    from harness.models import model_fingerprint
+    from harness.paths import cache_dir
+
+    key = json.dumps([model_fingerprint(model_path), type(engine).__name__, run.engine_options, run.task,
+                      data["eval"]["sha256"], run.prompt_style, eval_kwargs, torch.__version__,
+                      torch.get_num_threads()], sort_keys=True, default=str)
+    return cache_dir() / "evals" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
 def run_offline_stage(module, run: RunConfig, examples, encode_fn, reward_fn, model_path, parameters,
@@ -165,10 +182,11 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     elif module.needs_offline_values:
         train_examples = run_offline_stage(module, run, train_examples, encode_fn, reward_fn, model_path,
                                            parameters, recorder, log)
-    eval_callback = EvalCallback(
-        recorder, task, eval_examples, encode_fn, every=run.eval_every, samples=run.eval_samples,
-        temperature=run.eval_temperature, max_new_tokens=run.eval_max_new_tokens or algo_config.max_new_tokens,
-        seed=run.seed + 12345)
+    eval_kwargs = {"samples": run.eval_samples, "temperature": run.eval_temperature, "seed": run.seed + 12345,
+                   "max_new_tokens": run.eval_max_new_tokens or algo_config.max_new_tokens}
+    eval_callback = EvalCallback(recorder, task, eval_examples, encode_fn, every=run.eval_every,
+                                 before_cache=before_eval_cache(run, model_path, engine, data, eval_kwargs),
+                                 **eval_kwargs)
     callbacks = [TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
     callbacks += list(extra_callbacks or [])
     if run.diag_every > 0:

@@ -48,6 +48,51 @@ def test_same_seed_logs_identical_metrics(make_run, tmp_path):
     assert any("train/loss" in row for row in pick(records[0]["history"]))
 
 
+def test_evaluation_before_training_is_shared_by_runs_from_the_same_weights(make_run, tmp_path, monkeypatch):
+    """The algorithms of one seed start from the same weights with the same evaluation seed: the
+    first run computes the evaluation before training, the next reads it; another seed (another
+    evaluation seed) or a changed model folder computes its own."""
+    monkeypatch.setenv("RLVR_CACHE_DIR", str(tmp_path / "cache"))
+
+    def before(algorithm, seed, name, **overrides):
+        run = make_run("smoke", algorithm=algorithm, seed=seed, output_dir=str(tmp_path / name), max_steps=1,
+                       **overrides)
+        return run_training(run, progress=False)["eval_curve"][0]
+
+    def numbers(point):
+        return {k: v for k, v in point.items() if k.startswith("eval/")}
+
+    first = before("grpo", 0, "a")
+    assert "reused" not in first
+    assert len(list((tmp_path / "cache" / "evals").glob("*.json"))) == 1
+    second = before("rebel", 0, "b")
+    assert second.get("reused") is True
+    assert numbers(second) == numbers(first)
+    assert second["timing_s/eval"] < first["timing_s/eval"]
+    other_seed = before("rebel", 1, "c")
+    assert "reused" not in other_seed
+    # Computed again from scratch, the shared numbers are what the run would have measured.
+    for cached in (tmp_path / "cache" / "evals").glob("*.json"):
+        cached.unlink()
+    fresh = before("rebel", 0, "d")
+    assert "reused" not in fresh and numbers(fresh) == numbers(first)
+
+
+def test_a_rebuilt_model_folder_is_a_different_model_for_the_caches(tiny_model_dir, tmp_path):
+    import os
+    import shutil
+
+    from harness.models import model_fingerprint
+
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    before = model_fingerprint(str(copy))
+    assert model_fingerprint(str(copy)) == before
+    weights = next(copy.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))
+    assert model_fingerprint(str(copy)) != before
+    assert model_fingerprint("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
 def test_compare_runs_the_grid_once_and_skips_finished_runs(make_run, tiny_model_dir, tmp_path, capsys):
     import os
 
@@ -65,6 +110,13 @@ def test_compare_runs_the_grid_once_and_skips_finished_runs(make_run, tiny_model
     assert out.count("already finished") == 4
     assert [r["mlflow_run_id"] for r in again] == [r["mlflow_run_id"] for r in first]
     assert "| basis | 2 |" in out and "| rebel | 2 |" in out
+    # Other settings under the same experiment: refused before any run, naming the file and the
+    # setting; the finished runs stay as they were.
+    finished = sorted((tmp_path / "results" / "smoke" / "runs").glob("*.json"))
+    kept = [f.read_bytes() for f in finished]
+    with pytest.raises(ValueError, match=r"basis-seed0\.json: finished with other settings.*max_steps: 3 there, 4 now"):
+        run_comparison("smoke", {**overrides, "max_steps": 4}, algorithms=["basis", "rebel"], seeds=[0, 1])
+    assert [f.read_bytes() for f in finished] == kept
 
 
 def test_budget_stops_each_run_within_one_step_of_the_limit(make_run, tmp_path):
