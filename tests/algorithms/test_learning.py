@@ -14,7 +14,7 @@ from harness.train import run_training
 CASES = [(name, "hf") for name in algorithms.names()] + [("rebel", "vllm"), ("basis", "vllm")]
 # 2.5 standard errors of the paired difference (about 0.02: 500 problems x 2 samples, drawn with the
 # same random numbers before and after). Seed-0 gains on the warm start this machine kind builds
-# (accuracy 0.253; results/default, commit bf0e892): A*-PO +0.153, BASIS +0.135, GRPO +0.068,
+# (accuracy 0.253; results/reference/default at commit bf0e892): A*-PO +0.153, BASIS +0.135, GRPO +0.068,
 # PPO +0.162, REBEL +0.097. (A warm start built on another machine, accuracy 0.294, gave A*-PO and
 # GRPO only +0.036 and +0.035 before shared-prompt passes; the margin was 0.03 for that session.)
 # The warm start is rebuilt on each machine and float rounding differs between CPUs: one built
