@@ -20,6 +20,9 @@ CASES = [(name, "hf") for name in algorithms.names()] + [("rebel", "vllm"), ("ba
 # The warm start is rebuilt on each machine and float rounding differs between CPUs: one built
 # later had level-1 accuracy 0.446, on which GRPO at lr 3e-4 lost accuracy (0.446 -> 0.392); its
 # preset lr is 1e-4 since, and every case here passed on that warm start (all seven, 13 min).
+# The warm start is now built with pinned kernels (harness/tiny_model.py), which on the AVX2
+# machine kind gives bitwise the 0.253 one; there GRPO at 1e-4 gains +0.060 / +0.073 (seeds 0 / 1,
+# one thread each, 40 steps) and its case here passed.
 MARGIN = 0.05
 
 
