@@ -20,8 +20,18 @@ def resolve_engine(name: str) -> str:
 
 
 def engine_options(name: str, options: dict | None):
-    """The engine's typed options from the config's `engine_options` dict (errors name the key)."""
+    """The engine's typed options from the config's `engine_options` dict (errors name the key).
+
+    Keys at the top apply to whichever engine runs; a section named after an engine
+    (`{hf: {prefill_rows: 32}, vllm: {kv_cache_gb: 2}}`) applies to that engine only, so one preset
+    can carry options for both and still run with `--engine hf` or `--engine vllm`.
+    """
     options = dict(options or {})
+    sections = {engine: options.pop(engine) for engine in ENGINES[1:] if engine in options}
+    for engine, section in sections.items():
+        if not isinstance(section, dict):
+            raise ValueError(f"engine_options.{engine}: expected a mapping of that engine's options, got {section!r}")
+    options.update(sections.get(resolve_engine(name), {}))
     if resolve_engine(name) == "hf":
         unknown = sorted(set(options) - set(HF_OPTIONS))
         if unknown:

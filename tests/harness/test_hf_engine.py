@@ -95,3 +95,19 @@ def test_hf_engine_options_reach_the_engine_and_bad_ones_name_the_key(tiny_model
         engine_options("hf", {"kv_cache_gib": 1})
     with pytest.raises(ValueError, match="engine_options.prefill_rows"):
         engine_options("hf", {"prefill_rows": -1})
+
+
+def test_engine_sections_apply_to_their_engine_only():
+    import pytest
+
+    from harness.engines import engine_options
+    from harness.engines.vllm import VLLMOptions
+
+    both = {"hf": {"prefill_rows": 32}, "vllm": {"kv_cache_gb": 2.0}, "max_batch": 64}
+    assert engine_options("hf", {k: v for k, v in both.items() if k != "max_batch"}) == {"prefill_rows": 32}
+    assert engine_options("hf", both) == {"prefill_rows": 32, "max_batch": 64}
+    assert engine_options("vllm", {k: v for k, v in both.items() if k != "max_batch"}) == VLLMOptions(kv_cache_gb=2.0)
+    with pytest.raises(ValueError, match="engine_options.hf: expected a mapping"):
+        engine_options("hf", {"hf": 32})
+    with pytest.raises(ValueError, match="engine_options.prefill_rows"):
+        engine_options("hf", {"hf": {"prefill_rows": -1}})
