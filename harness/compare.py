@@ -163,9 +163,7 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
             pending.append((run, resume))
-    if not pending:
-        pass
-    elif workers > 1 and isolate:
+    if pending and workers > 1 and isolate:
         from harness.models import resolve_model
 
         # Built (the tiny warm start) or converted once, here on every core, not by the first run

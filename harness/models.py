@@ -33,8 +33,8 @@ def model_fingerprint(path: str) -> str:
     folder = Path(path)
     if not folder.is_dir():
         return path
-    files = sorted(f for f in folder.rglob("*") if f.is_file())
-    return path + "|" + ";".join(f"{f.relative_to(folder)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    stats = sorted((str(f.relative_to(folder)), f.stat()) for f in folder.rglob("*") if f.is_file())
+    return path + "|" + ";".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats)
 
 
 def load_policy(path: str, dtype=None):

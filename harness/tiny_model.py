@@ -234,5 +234,6 @@ def pretrain_and_report(force: bool = False, eval_limit: int = 500, spec: TinySp
 
 
 if __name__ == "__main__":  # the build process of ensure_tiny: python -m harness.tiny_model OUT_DIR SPEC_JSON
-    torch.set_num_threads(json.loads(sys.argv[2])["threads"])
-    pretrain(TinySpec(**json.loads(sys.argv[2])), Path(sys.argv[1]))
+    build_spec = TinySpec(**json.loads(sys.argv[2]))
+    torch.set_num_threads(build_spec.threads)
+    pretrain(build_spec, Path(sys.argv[1]))
