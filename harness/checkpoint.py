@@ -181,6 +181,9 @@ class CheckpointCallback(L.Callback):
         counters = module.global_counters()  # under DDP a collective: every process gets here
         if trainer.is_global_zero:
             save_checkpoint(self.path, self.state(trainer, module, finished, counters))
+            flush = getattr(trainer.logger, "flush", None)
+            if callable(flush):
+                flush()
         self.saved_step = module.rl_step
 
     def on_train_start(self, trainer, module):

@@ -9,6 +9,7 @@ import torch
 
 from algorithms.batch import positions
 from algorithms.rollout import Rollout, SamplingParams
+from harness.engines.kv_cache import reserved_cache
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +86,7 @@ class HFEngine:
         device = next(self.model.parameters()).device
         ids, mask = left_pad(prompts, tok.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
-        cache = self._prompt_cache(ids, mask, params.n)
+        cache = reserved_cache(self._prompt_cache(ids, mask, params.n), self.model.config, params.max_new_tokens)
         ids, mask = ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0)
         rows = [p for p in prompts for _ in range(params.n)]
         greedy = params.temperature <= 0

@@ -111,3 +111,31 @@ def test_engine_sections_apply_to_their_engine_only():
         engine_options("hf", {"hf": 32})
     with pytest.raises(ValueError, match="engine_options.prefill_rows"):
         engine_options("hf", {"hf": {"prefill_rows": -1}})
+
+
+def test_the_reserved_cache_samples_what_transformers_own_cache_does(tiny_model_dir, monkeypatch):
+    from harness.engines import hf
+    from harness.engines.kv_cache import ReservedLayer
+
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    engine = HFEngine(model, tokenizer)
+    cases = [SamplingParams(n=4, temperature=1.0, max_new_tokens=24, seed=5),  # prompt cache, then generate
+             SamplingParams(n=1, temperature=1.0, max_new_tokens=24, seed=5),  # generate prefills the prompts
+             SamplingParams(n=1, temperature=0.0, max_new_tokens=24)]
+    made = []
+    real = hf.reserved_cache
+    monkeypatch.setattr(hf, "reserved_cache", lambda *a: made.append(real(*a)) or made[-1])
+    reserved = [engine.generate(prompts, params) for params in cases]
+    assert len(made) == 3 and all(type(layer) is ReservedLayer for cache in made for layer in cache.layers)
+    # Every token went into the buffers made at the prefill (room for the prompt and 24 tokens; a
+    # regrown one would have more): the keys are views of them.
+    width = max(map(len, prompts))
+    for cache in made:
+        for layer in cache.layers:
+            assert layer.keys.data_ptr() == layer._buffers[0].data_ptr()
+            assert width <= layer.get_seq_length() <= layer._buffers[0].shape[-2] <= width + 24
+    monkeypatch.setattr(hf, "reserved_cache", lambda cache, *_: cache)  # transformers' DynamicCache
+    plain = [engine.generate(prompts, params) for params in cases]
+    for a, b in zip(reserved, plain):
+        assert a.completion_ids == b.completion_ids
+        assert a.logprobs == b.logprobs  # bitwise: the same numbers in the same shapes

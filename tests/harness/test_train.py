@@ -29,6 +29,11 @@ def test_smoke_run_logs_contract_metrics_to_mlflow_and_json(make_run):
     assert logged.data.params["algo.samples_per_prompt"] == "8"
     history = mlflow.MlflowClient(run.tracking()).get_metric_history(logged.info.run_id, "eval/accuracy")
     assert sorted(m.step for m in history) == [0, 2, 3]
+    # Metrics go out in batches (harness.mlflow_logger): every step's value arrived, nothing is left.
+    sent = mlflow.MlflowClient(run.tracking()).get_metric_history(logged.info.run_id, "train/loss")
+    kept = [(row["step"], row["train/loss"]) for row in record["history"] if "train/loss" in row]
+    assert sorted((m.step, m.value) for m in sent) == kept and len(kept) == 3
+    assert record["faults"]["tracking"] == {"failures": 0, "first_error": None, "unsent_metric_values": 0}
     on_disk = json.loads(open(f"{run.output_dir}/smoke/runs/grpo-seed0.json").read())
     assert on_disk["mlflow_run_id"] == logged.info.run_id
     assert on_disk["final_metrics"]["budget/samples"] == 96
