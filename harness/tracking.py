@@ -1,7 +1,9 @@
-"""MLflow tracking URIs: fail fast, with the URI in the message, when a server is unreachable."""
+"""MLflow tracking URIs: fail fast, with the URI in the message, when a server is unreachable;
+create a SQLite store's tables one process at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import urllib.error
 import urllib.request
 
@@ -33,10 +35,29 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         raise TrackingUnreachable(f"--tracking-uri {uri}: MLflow tracking server unreachable ({err})") from None
 
 
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """For a SQLite store, an exclusive lock on `<file>.lock`: MLflow creates a new store's tables
+    with migrations that fail when a second process runs them at the same time (alembic: "expected
+    to match one row"), as two `train` commands with the same output folder do."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    with open(uri[len("sqlite:///"):] + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_experiment(uri: str, name: str) -> str:
     """The experiment's id in the store at `uri`, created (with the store's tables) if missing."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
+    with store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(name)
+        return found.experiment_id if found else client.create_experiment(name)

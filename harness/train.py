@@ -26,10 +26,11 @@ def quiet_lightning() -> None:
 def make_logger(run: RunConfig, tags: dict, run_id: str | None = None):
     """MLflow logger that survives the server going away mid-run; `run_id` continues a run."""
     from harness.mlflow_logger import ResilientMLFlowLogger
-    from harness.tracking import check_tracking_uri
+    from harness.tracking import check_tracking_uri, ensure_experiment
 
     uri = run.tracking()
     check_tracking_uri(uri)
+    ensure_experiment(uri, run.experiment)  # a new store's tables, made under a lock
     return ResilientMLFlowLogger(experiment_name=run.experiment, tracking_uri=uri,
                                  run_name=f"{run.algorithm}-seed{run.seed}", tags=tags, run_id=run_id)
 
