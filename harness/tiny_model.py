@@ -7,7 +7,7 @@ folder (`AutoTokenizer` / `AutoModelForCausalLM` load it, and so does vLLM), and
 The build runs in its own process with pinned kernels (:func:`build_environment`): 800 Adam steps
 amplify float rounding, and with each CPU's own kernels two machines built different warm starts
 (held-out level-1 accuracy 0.25 on AVX2 machines, 0.45 on an AVX-512 one), so recipes tuned on
-one failed on the other.
+one failed on the other. Pinned, an AVX2 machine and an AVX-512 one build the same bytes.
 """
 
 from __future__ import annotations
