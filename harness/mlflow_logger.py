@@ -73,8 +73,13 @@ class ResilientMLFlowLogger(MLFlowLogger):
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000)  # when it was measured, not when it was sent
-        self._pending += [Metric(key=re.sub(r"[^a-zA-Z0-9_/. -]+", "", key), value=float(value), timestamp=stamp,
-                                 step=step or 0) for key, value in metrics.items() if not isinstance(value, str)]
+        for key, value in metrics.items():
+            try:
+                value = float(value)  # numbers and one-element tensors; anything else is not a metric
+            except (TypeError, ValueError):
+                continue
+            self._pending.append(Metric(key=re.sub(r"[^a-zA-Z0-9_/. -]+", "", key), value=value, timestamp=stamp,
+                                        step=step or 0))
         self._flush()
 
     def flush(self) -> None:

@@ -21,7 +21,7 @@ def test_metrics_wait_for_the_next_batch_and_all_arrive_in_order(tmp_path):
     assert sent() == [(1, 1.0)] and len(logger._pending) == 8  # waiting for the next batch
     logger.flush()  # as after a checkpoint
     assert sorted(sent()) == [(step, float(step)) for step in range(1, 6)]
-    logger.log_metrics({"loss": 6.0}, step=6)
+    logger.log_metrics({"loss": 6.0, "note": "text", "missing": None}, step=6)  # not numbers: left out
     assert logger.status() == {"failures": 0, "first_error": None, "unsent_metric_values": 0}
     logger.log_metrics({"loss": 7.0}, step=7)
     logger.finalize("success")
