@@ -37,7 +37,7 @@ def _trial_of(log: Path) -> int | None:
 def test_killed_worker_trial_is_failed_and_retried_nothing_lost(pg_study, tmp_path, tiny_model_dir):
     cli = Path(sys.executable).with_name("rlvr-bench")
     flags = ["sweep", "--algorithm", "grpo", "--trials", "2", "--study", pg_study, "--storage", PG, "--resume",
-             "--heartbeat", "1", "--grace", "3", "--pruner", "none", "--preset", "smoke", "--steps", "3",
+             "--heartbeat", "1", "--grace", "3", "--pruner", "none", "--preset", "smoke", "--steps", "6",
              "--samples-per-step", "16", "--eval-every", "1", "--eval-limit", "8", "--threads", "1",
              "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "results")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -49,9 +49,11 @@ def test_killed_worker_trial_is_failed_and_retried_nothing_lost(pg_study, tmp_pa
         while _trial_of(logs[0]) is None:  # worker A has started a trial
             assert workers[0].poll() is None, logs[0].read_text()[-3000:]
             assert time.monotonic() < deadline, logs[0].read_text()[-3000:]
-            time.sleep(0.5)
+            time.sleep(0.1)
         killed = _trial_of(logs[0])
-        time.sleep(1)  # into its training (model load, step-0 evaluation)
+        # Into its training, well before its end: on a fast CPU a 3-step trial took 1.3 s, and a kill
+        # 1-1.5 s after its start found it finished (6 steps, killed within ~0.4 s of the start).
+        time.sleep(0.3)
         assert workers[0].poll() is None, "worker A finished before it could be killed"
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
