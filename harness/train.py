@@ -120,10 +120,12 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     from harness.config import validate_run
     from harness.engines import make_engine
     from harness.environment import environment
+    from harness.heap import process_heap_peak, watch
     from harness.models import load_policy, resolve_model
     from harness.records import command_line, examples_checksum, run_path, write_json_atomic
 
     quiet_lightning()
+    process_heap_peak().reset()  # this run's peak, from its start (offline stage included)
     if run.threads:
         torch.set_num_threads(run.threads)
     algo_cls = algorithms.get(run.algorithm)
@@ -134,6 +136,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
 
     model_path = resolve_model(run.model, log=log)
     tokenizer, policy = load_policy(model_path)
+    watch(policy)  # the CPU's peak memory figure (harness.heap); its reference copy inherits the hook
     train_examples = load_examples(task, "train", run, run.train_limit)
     eval_examples = load_examples(task, "test", run, run.eval_limit)
     data = {"data_dir": run.data_dir, "train": examples_checksum(train_examples),

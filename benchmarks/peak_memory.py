@@ -1,0 +1,94 @@
+"""Peak memory of each algorithm in the default comparison's setting: max RSS and peak live heap.
+
+Each algorithm runs `--steps` RL steps of the `default` preset (its sizes, its offline stage,
+its evaluations before and after) through `harness.train.run_training`, each in a fresh process
+with `--threads` torch threads, and the table gives the run's `perf/max_rss_gb` (what the kernel
+counts: live memory plus what the allocator freed and kept) and `perf/peak_heap_gb` (what malloc
+has handed out and not taken back: `harness.heap`), and the median step, generation and update
+seconds. `--set` changes an algorithm setting for
+every run, e.g. `--set micro_batch_tokens=2560`; `--engine-option` an engine option
+(`--engine-option prefill_rows=32`).
+
+    .venv/bin/python benchmarks/peak_memory.py                       # default preset, 3 steps
+    .venv/bin/python benchmarks/peak_memory.py --algorithms grpo a_star_po --set micro_batch_tokens=2560
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+import common
+
+ALGORITHMS = ("grpo", "a_star_po", "basis", "rebel", "ppo")
+
+
+def pairs(values: list[str], flag: str) -> dict:
+    out = {}
+    for pair in values:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"{flag} {pair!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def worker(args) -> None:
+    from harness.config import load_run_config
+    from harness.train import run_training
+
+    run = load_run_config("default", {
+        "algorithm": args.worker, "seed": args.seed, "threads": args.threads, "max_steps": args.steps,
+        "eval_every": 0, "checkpoint_every": 0, "experiment": "peak-memory", "output_dir": args.output_dir,
+        "algo": pairs(args.set, "--set"), "engine_options": pairs(args.engine_option, "--engine-option")})
+    record = run_training(run, log=lambda *_: None, progress=False)
+    final = record["final_metrics"]
+    steps = [h for h in record["history"] if "timing_s/step" in h]
+    print(json.dumps({"max_rss_gb": final["perf/max_rss_gb"], "peak_heap_gb": final.get("perf/peak_heap_gb"),
+                      "step_s": common.median(h["timing_s/step"] for h in steps),
+                      "generate_s": common.median(h["timing_s/generate"] for h in steps),
+                      "update_s": common.median(h["timing_s/update"] for h in steps)}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="the comparison runs each run on one thread")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an algorithm setting")
+    p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--output-dir", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+
+    print(f"# default preset, {args.steps} steps, {args.threads} thread(s), seed {args.seed}; "
+          f"settings: {' '.join(args.set + args.engine_option) or 'as the preset'}; {common.load_average()}")
+    print("| algorithm | max RSS GB | peak live heap GB | heap vs GRPO | s/step | generate s | update s |")
+    print("|---|---|---|---|---|---|---|")
+    rows = {}
+    for algorithm in args.algorithms:
+        with tempfile.TemporaryDirectory(prefix="rlvr-peak-") as out:
+            command = [sys.executable, __file__, "--worker", algorithm, "--output-dir", out, "--steps", str(args.steps),
+                       "--threads", str(args.threads), "--seed", str(args.seed)]
+            command += [f"--set={s}" for s in args.set] + [f"--engine-option={s}" for s in args.engine_option]
+            done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{algorithm}: the run failed:\n{done.stderr[-3000:]}")
+        rows[algorithm] = row = json.loads(done.stdout.strip().splitlines()[-1])
+        base = rows.get("grpo", {}).get("peak_heap_gb")
+        ratio = f"{row['peak_heap_gb'] / base:.2f}" if base and row["peak_heap_gb"] else "-"
+        heap = f"{row['peak_heap_gb']:.3f}" if row["peak_heap_gb"] is not None else "-"
+        print(f"| {algorithm} | {row['max_rss_gb']:.3f} | {heap} | {ratio} | {row['step_s']:.2f} | {row['generate_s']:.2f} "
+              f"| {row['update_s']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
