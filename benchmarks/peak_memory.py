@@ -6,11 +6,12 @@ with `--threads` torch threads, and the table gives the run's `perf/max_rss_gb` 
 counts: live memory plus what the allocator freed and kept) and `perf/peak_heap_gb` (what malloc
 has handed out and not taken back: `harness.heap`), and the median step, generation and update
 seconds. `--set` changes an algorithm setting for
-every run, e.g. `--set micro_batch_tokens=2560`; `--engine-option` an engine option
-(`--engine-option prefill_rows=32`).
+every run; `--engine-option` replaces the preset's engine options. The preset's settings before
+issue 10's memory work: `--set micro_batch_tokens=0 --engine-option prefill_rows=0` (micro-batches
+of 64 samples, one prefill for all prompts).
 
     .venv/bin/python benchmarks/peak_memory.py                       # default preset, 3 steps
-    .venv/bin/python benchmarks/peak_memory.py --algorithms grpo a_star_po --set micro_batch_tokens=2560
+    .venv/bin/python benchmarks/peak_memory.py --algorithms grpo a_star_po --set micro_batch_tokens=0 --engine-option prefill_rows=0
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ def worker(args) -> None:
     from harness.config import load_run_config
     from harness.train import run_training
 
-    run = load_run_config("default", {
-        "algorithm": args.worker, "seed": args.seed, "threads": args.threads, "max_steps": args.steps,
-        "eval_every": 0, "checkpoint_every": 0, "experiment": "peak-memory", "output_dir": args.output_dir,
-        "algo": pairs(args.set, "--set"), "engine_options": pairs(args.engine_option, "--engine-option")})
+    overrides = {"algorithm": args.worker, "seed": args.seed, "threads": args.threads, "max_steps": args.steps,
+                 "eval_every": 0, "checkpoint_every": 0, "experiment": "peak-memory", "output_dir": args.output_dir,
+                 "algo": pairs(args.set, "--set")}
+    if args.engine_option:  # replaces the preset's engine options
+        overrides["engine_options"] = pairs(args.engine_option, "--engine-option")
+    run = load_run_config("default", overrides)
     record = run_training(run, log=lambda *_: None, progress=False)
     final = record["final_metrics"]
     steps = [h for h in record["history"] if "timing_s/step" in h]

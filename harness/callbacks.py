@@ -22,10 +22,10 @@ from harness.records import write_json_atomic
 
 
 def memory_metrics() -> dict:
-    """`perf/peak_memory_gb`, the figure the leaderboard compares: on CUDA the peak of allocated
-    tensor memory; on the CPU the peak of live heap memory (`harness.heap`), or max RSS where the C
-    library cannot tell. Max RSS, which also counts what the allocator freed and kept, is logged
-    beside it."""
+    """`perf/peak_memory_gb`, the figure compared (CONTRACT.md): on CUDA the peak of allocated
+    tensor memory, on the CPU the process's max RSS. On the CPU, `perf/peak_heap_gb` beside it is
+    the peak of live heap memory (`harness.heap`): RSS also counts what the allocator freed and
+    kept."""
     # ru_maxrss is KiB on Linux, bytes on macOS.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 2**30
     metrics = {"perf/max_rss_gb": rss}
@@ -37,7 +37,7 @@ def memory_metrics() -> dict:
         metrics["perf/max_memory_reserved_gb"] = torch.cuda.max_memory_reserved() / 2**30
         metrics["perf/peak_memory_gb"] = metrics["perf/max_memory_allocated_gb"]
     else:
-        metrics["perf/peak_memory_gb"] = rss if heap is None else heap
+        metrics["perf/peak_memory_gb"] = rss
     return metrics
 
 

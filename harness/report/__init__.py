@@ -25,8 +25,9 @@ NOTES = [
     "mean over the seeds that reach it (count in brackets).",
     "Ratios against the baseline as in the A*-PO paper: x times faster = baseline seconds / these seconds; "
     "% less memory = 100 x (baseline - this) / baseline peak memory; both on the means over seeds.",
-    "Peak memory: perf/peak_memory_gb (GPU max allocated on CUDA; on CPU the peak of the run's live heap, the "
-    "bytes malloc handed out and not taken back, or its peak RSS where the C library cannot tell). "
+    "Peak memory: perf/peak_memory_gb (GPU max allocated on CUDA, peak RSS of the run's own process on CPU); "
+    "peak heap (CPU): perf/peak_heap_gb, the most bytes malloc had handed out and not taken back, without the "
+    "freed memory the allocator keeps, which RSS counts. "
     "Wall s: the training call, evaluations included, plus the offline stage (A*-PO's stage 1, BASIS's prior), "
     "which runs before it. KL to ref: the last step's train/kl_ref (k3).",
 ]

@@ -102,6 +102,7 @@ def algorithm_row(algorithm: str, runs: list[dict], target: float, matched: dict
     row["seconds_to_target_mean"] = stats.mean(to_target)
     row["seeds_reaching_target"] = sum(math.isfinite(t) for t in to_target)
     row.update(_mean_ci("peak_memory_gb", [final(r, "perf/peak_memory_gb") for r in runs]))
+    row["peak_heap_gb_mean"] = stats.mean([final(r, "perf/peak_heap_gb") for r in runs])  # CPU runs; nan on others
     row["samples_mean"] = stats.mean([final(r, "budget/samples") for r in runs])
     row["generated_tokens_mean"] = stats.mean([final(r, "budget/generated_tokens") for r in runs])
     row["flops_mean"] = stats.mean([final(r, "budget/flops") for r in runs])

@@ -15,6 +15,7 @@ CSV_COLUMNS = (
     "seconds_to_target_mean", "seeds_reaching_target", "times_faster_to_target",
     "peak_memory_gb_mean", "peak_memory_gb_ci_low", "peak_memory_gb_ci_high", "percent_less_memory",
     "samples_mean", "generated_tokens_mean", "flops_mean", "budget_seconds_mean", "kl_ref_mean", "steps_mean",
+    "peak_heap_gb_mean",
 )
 
 
@@ -49,7 +50,7 @@ def headline_rows(board: dict) -> tuple[list[str], list[list[str]]]:
     base = board["baseline"] or "baseline"
     header = ["rank", "algorithm", "seeds", "final accuracy [95% CI]", "accuracy before",
               f"s to {fmt(board['target_accuracy'])} (seeds)", f"x faster than {base}", "wall s",
-              f"x faster than {base} (wall)", "peak memory GB", f"% less memory than {base}"]
+              f"x faster than {base} (wall)", "peak memory GB", f"% less memory than {base}", "peak heap GB"]
     body = []
     for r in board["rows"]:
         body.append([str(r["rank"]), r["algorithm"], str(r["seeds"]), _interval(r, "accuracy", ".3f"),
@@ -57,7 +58,7 @@ def headline_rows(board: dict) -> tuple[list[str], list[list[str]]]:
                      f"{fmt(r['seconds_to_target_mean'], '.1f')} ({r['seeds_reaching_target']}/{r['seeds']})",
                      fmt(r["times_faster_to_target"], ".2f"), fmt(r["wall_s_mean"], ".1f"),
                      fmt(r["times_faster_wall"], ".2f"), fmt(r["peak_memory_gb_mean"], ".3f"),
-                     fmt(r["percent_less_memory"], "+.1f")])
+                     fmt(r["percent_less_memory"], "+.1f"), fmt(r["peak_heap_gb_mean"], ".3f")])
     return header, body
 
 

@@ -24,6 +24,8 @@ def test_smoke_run_logs_contract_metrics_to_mlflow_and_json(make_run):
                  "timing_s/eval", "time/wall_s", "perf/peak_memory_gb", "perf/tokens_per_s",
                  "budget/samples", "budget/generated_tokens", "budget/flops", "budget/seconds"):
         assert name in metrics, name
+    # The CPU's heap peak, in GB: more than the policy with Adam's moments (~10 MB), less than max RSS.
+    assert 0.01 < metrics["perf/peak_heap_gb"] < metrics["perf/max_rss_gb"]
     # smoke: 3 steps x 4 prompts x 8 samples
     assert metrics["budget/samples"] == 3 * 4 * 8
     assert logged.data.params["algo.samples_per_prompt"] == "8"

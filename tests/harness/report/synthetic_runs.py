@@ -54,7 +54,8 @@ def make_record(algorithm: str, index: int) -> dict:
         if step in EVAL_STEPS:
             history.append({"step": step, "eval/accuracy": accuracies[EVAL_STEPS.index(step)], "timing_s/eval": 2.0})
     final = {**history[-2], **curve[-1], "perf/peak_memory_gb": spec["peak"][index],
-             "perf/max_rss_gb": spec["peak"][index], "time/wall_s": spec["wall"][index] + 1.0}
+             "perf/max_rss_gb": spec["peak"][index], "perf/peak_heap_gb": spec["peak"][index] / 3,
+             "time/wall_s": spec["wall"][index] + 1.0}
     final.pop("step")
     diag = []
     if algorithm == "grpo":

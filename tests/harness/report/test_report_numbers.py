@@ -56,6 +56,7 @@ def test_csv_numbers_match_the_runs(synthetic_report):
         assert number(row["accuracy_ci_high"]) == pytest.approx(high, abs=1e-12)
         assert min(spec["final"]) <= low < np.mean(spec["final"]) < high <= max(spec["final"])
         assert number(row["peak_memory_gb_mean"]) == pytest.approx(np.mean(spec["peak"]), abs=1e-12)
+        assert number(row["peak_heap_gb_mean"]) == pytest.approx(np.mean(spec["peak"]) / 3, abs=1e-12)
         # Wall time includes the offline stage, which runs before the training call.
         assert number(row["wall_s_mean"]) == pytest.approx(np.mean(spec["wall"]) + spec["offline_s"], abs=1e-12)
         final_budget = budget_at(algorithm, EVAL_STEPS[-1])
