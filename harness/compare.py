@@ -196,16 +196,19 @@ def summary_table(records: list[dict]) -> str:
     by_algo: dict[str, list[dict]] = {}
     for r in records:
         by_algo.setdefault(r["algorithm"], []).append(r)
-    header = "| algorithm | seeds | accuracy before | accuracy after | wall s | peak memory GB | samples | FLOPs |"
-    lines = [header, "|" + "---|" * 8]
+    header = ("| algorithm | seeds | accuracy before | accuracy after | wall s | peak memory GB | peak heap GB "
+              "| samples | FLOPs |")
+    lines = [header, "|" + "---|" * 9]
     for algo, runs in sorted(by_algo.items()):
         final = [r["final_metrics"] for r in runs]
-        lines.append("| {} | {} | {} | {} | {:.0f} | {:.2f} | {:.0f} | {:.3g} |".format(
+        heap = [f["perf/peak_heap_gb"] for f in final if f.get("perf/peak_heap_gb") is not None]
+        lines.append("| {} | {} | {} | {} | {:.0f} | {:.2f} | {} | {:.0f} | {:.3g} |".format(
             algo, len(runs),
             _mean_sd([r["summary"]["accuracy_before"] for r in runs]),
             _mean_sd([r["summary"]["accuracy_after"] for r in runs]),
             statistics.mean(r["summary"]["wall_s"] for r in runs),
             max(f["perf/peak_memory_gb"] for f in final),
+            f"{max(heap):.2f}" if heap else "-",
             statistics.mean(f["budget/samples"] for f in final),
             statistics.mean(f["budget/flops"] for f in final)))
     return "\n".join(lines)
