@@ -22,32 +22,21 @@ import subprocess
 import sys
 import tempfile
 
-import yaml
-
 import common
 
 ALGORITHMS = ("grpo", "a_star_po", "basis", "rebel", "ppo")
 
 
-def pairs(values: list[str], flag: str) -> dict:
-    out = {}
-    for pair in values:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"{flag} {pair!r}: expected KEY=VALUE")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
 def worker(args) -> None:
+    from harness.cli import key_values
     from harness.config import load_run_config
     from harness.train import run_training
 
     overrides = {"algorithm": args.worker, "seed": args.seed, "threads": args.threads, "max_steps": args.steps,
                  "eval_every": 0, "checkpoint_every": 0, "experiment": "peak-memory", "output_dir": args.output_dir,
-                 "algo": pairs(args.set, "--set")}
+                 "algo": key_values(args.set)}
     if args.engine_option:  # replaces the preset's engine options
-        overrides["engine_options"] = pairs(args.engine_option, "--engine-option")
+        overrides["engine_options"] = key_values(args.engine_option, "--engine-option")
     run = load_run_config("default", overrides)
     record = run_training(run, log=lambda *_: None, progress=False)
     final = record["final_metrics"]

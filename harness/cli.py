@@ -21,12 +21,13 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def _algo_overrides(pairs: list[str]) -> dict:
+def key_values(pairs: list[str] | None, flag: str = "--set") -> dict:
+    """{KEY: value} from repeated `flag KEY=VALUE` arguments (values as `_parse_value` reads them)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE")
+            raise ValueError(f"{flag} {pair!r}: expected KEY=VALUE")
         out[key] = _parse_value(value)
     return out
 
@@ -65,7 +66,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_overrides(args, keys) -> dict:
     values = {k: getattr(args, k, None) for k in keys}
-    values["algo"] = _algo_overrides(args.algo)
+    values["algo"] = key_values(args.algo)
     return values
 
 

@@ -67,10 +67,10 @@ def peak_memory(groups: dict[str, list[dict]]) -> str:
     heap = {name: stats.finite(final(r, "perf/peak_heap_gb") for r in groups[name]) for name in names}
     width = 0.4 if any(heap.values()) else 0.8
     for i, name in enumerate(names):
-        series = [("perf/peak_memory_gb", stats.finite(final(r, "perf/peak_memory_gb") for r in groups[name]), None)]
+        series = [(stats.finite(final(r, "perf/peak_memory_gb") for r in groups[name]), None)]
         if heap[name]:
-            series.append(("perf/peak_heap_gb", heap[name], "//"))
-        for j, (_, values, hatch) in enumerate(series):
+            series.append((heap[name], "//"))
+        for j, (values, hatch) in enumerate(series):
             x = i + (j - 0.5) * width if width < 0.8 else i
             low, high = stats.bootstrap_ci(values)
             m = stats.mean(values)
