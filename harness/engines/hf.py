@@ -1,6 +1,9 @@
-"""Rollouts through Hugging Face `generate`: the reference engine the vLLM one is checked against.
+"""Rollouts through the Hugging Face model itself: the reference engine the vLLM one is checked against.
 
-It samples from the very module being trained, so `load_weights` has nothing to copy.
+It samples from the very module being trained, so `load_weights` has nothing to copy. A prompt's
+keys and values are computed once for its n samples, kept in a cache that writes new tokens in
+place (`kv_cache`), and decoded by `decode.sample`: what `generate` samples, token for token, with
+less Python per step.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import torch
 
 from algorithms.batch import positions
 from algorithms.rollout import Rollout, SamplingParams
+from harness.engines.decode import sample
 from harness.engines.kv_cache import reserved_cache
 
 
@@ -33,7 +37,7 @@ class HFEngine:
     def load_weights(self, model) -> None:
         self.model = model
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> Rollout:
         # Seeding the global generator right before sampling makes rollouts a function of
         # (seed, weights, prompts) alone, whatever ran before (evaluation, other phases).
@@ -50,10 +54,11 @@ class HFEngine:
         return out
 
     def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, n: int):
-        """Keys and values of every prompt but its last token, computed once and repeated for its n
-        samples; `generate` then prefills only the last token. With `prefill_rows` > 0, computed that
+        """Keys and values of every prompt but its last token, computed once (`reserved_cache` repeats
+        them for the n samples); decoding then prefills only the last token. With `prefill_rows` > 0, computed that
         many prompts at a time (a chunked prefill: 256 one-sample prompts hold the activations of 32
-        at once, as a GRPO chunk of 32 prompts x 8 does). None when there is nothing to share or to slice."""
+        at once, as a GRPO chunk of 32 prompts x 8 does). None when there is nothing to share or to slice
+        (decoding then prefills the whole prompts)."""
         rows = ids.shape[0]
         step = self.prefill_rows or rows
         if ids.shape[1] < 2 or (n < 2 and rows <= step):
@@ -73,12 +78,10 @@ class HFEngine:
                 for i, layer in enumerate(cache.layers):  # the slices side by side in the batch dimension
                     layer.keys = torch.cat([layer.keys, *(c.layers[i].keys for c in rest)])
                     layer.values = torch.cat([layer.values, *(c.layers[i].values for c in rest)])
-            elif n < 2:  # layers that hold more than keys and values: generate prefills them itself
+            elif n < 2:  # layers that hold more than keys and values: decoding prefills them itself
                 return None
             else:
                 cache = prefill(slice(None))
-        if n > 1:
-            cache.batch_repeat_interleave(n)
         return cache
 
     def _generate_chunk(self, prompts, params: SamplingParams, out: Rollout) -> None:
@@ -86,33 +89,17 @@ class HFEngine:
         device = next(self.model.parameters()).device
         ids, mask = left_pad(prompts, tok.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
-        cache = reserved_cache(self._prompt_cache(ids, mask, params.n), self.model.config, params.max_new_tokens)
+        cache = reserved_cache(self._prompt_cache(ids, mask, params.n), self.model.config, params.max_new_tokens, params.n)
         ids, mask = ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0)
         rows = [p for p in prompts for _ in range(params.n)]
-        greedy = params.temperature <= 0
-        generated = self.model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            past_key_values=cache,
-            do_sample=not greedy,
-            temperature=None if greedy else params.temperature,
-            top_p=None if greedy else params.top_p,
-            top_k=None,
-            max_new_tokens=params.max_new_tokens,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-            return_dict_in_generate=True,
-            output_scores=True,
-        )
-        new = generated.sequences[:, ids.shape[1]:]
+        new, scores = sample(self.model, ids, mask, cache, params, tok.eos_token_id, tok.pad_token_id)
         # scores are the processed logits the sampler drew from (temperature, top-p applied).
-        logprobs = torch.stack(generated.scores, dim=1).float().log_softmax(-1)
+        logprobs = scores.log_softmax(-1)
         token_logp = logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        for i, prompt in enumerate(rows):
-            seq = new[i].tolist()
+        for prompt, seq, seq_logp in zip(rows, new.tolist(), token_logp.tolist()):
             length = seq.index(tok.eos_token_id) + 1 if tok.eos_token_id in seq else len(seq)
             completion = seq[:length]
             out.prompt_ids.append(prompt)
             out.completion_ids.append(completion)
-            out.logprobs.append(token_logp[i, :length].tolist())
+            out.logprobs.append(seq_logp[:length])
             out.texts.append(tok.decode(completion, skip_special_tokens=True))

@@ -1,4 +1,4 @@
-"""A key/value cache for Hugging Face `generate` that writes each new token in place.
+"""A key/value cache for the HF engine's decoding that writes each new token in place.
 
 transformers' `DynamicLayer` grows by `torch.cat`: every decoding step copies every layer's whole
 cache, which was 16 % of the HF engine's generation time on the tiny model. `ReservedLayer` keeps
@@ -32,6 +32,18 @@ class ReservedLayer(DynamicLayer):
         self.keys, self.values = keys[..., :total, :], values[..., :total, :]
         return self.keys, self.values
 
+    def fill(self, keys: torch.Tensor, values: torch.Tensor, repeat: int = 1) -> None:
+        """Start from `keys`/`values` [B, H, L, D], each row repeated `repeat` times in place (as
+        `batch_repeat_interleave`, but written once, straight into the reserved buffers)."""
+        self.lazy_initialization(keys, values)
+        rows, length = keys.shape[0], keys.shape[-2]
+        shape = (rows * repeat, *keys.shape[1:-2], length + self.reserve, keys.shape[-1])
+        buffers = keys.new_empty(shape), values.new_empty(shape)
+        for buffer, source in zip(buffers, (keys, values)):
+            buffer.view(rows, repeat, *shape[1:])[..., :length, :].copy_(source.unsqueeze(1))
+        self._buffers = buffers
+        self.keys, self.values = buffers[0][..., :length, :], buffers[1][..., :length, :]
+
     def _holds(self, total: int) -> bool:
         """Whether the buffers still back `keys` (methods such as `batch_repeat_interleave` replace
         it with a tensor of their own) and have room for `total` tokens."""
@@ -50,18 +62,23 @@ class ReservedLayer(DynamicLayer):
         self._buffers = (keys, values)
 
 
-def reserved_cache(cache: DynamicCache | None, config, reserve: int) -> DynamicCache | None:
+def reserved_cache(cache: DynamicCache | None, config, reserve: int, repeat: int = 1) -> DynamicCache | None:
     """`cache` (or a new empty one for `config`) with its plain dynamic layers swapped for
-    `ReservedLayer`s that hold `reserve` more tokens. Caches with layers of another kind
-    (sliding windows) come back as they are (None: `generate` makes its own)."""
+    `ReservedLayer`s that hold `reserve` more tokens, each row repeated `repeat` times (a prompt's
+    keys and values for its samples). Caches with layers of another kind (sliding windows) come
+    back as they are, repeated (None: decoding makes its own)."""
     fresh = cache is None
     if fresh:
         cache = DynamicCache(config=config)
     if not all(type(layer) is DynamicLayer for layer in cache.layers):
-        return None if fresh else cache
+        if fresh:
+            return None
+        if repeat > 1:
+            cache.batch_repeat_interleave(repeat)
+        return cache
     for i, layer in enumerate(cache.layers):
         reserved = ReservedLayer(reserve)
         if layer.is_initialized and layer.get_seq_length():
-            reserved.update(layer.keys, layer.values)
+            reserved.fill(layer.keys, layer.values, repeat)
         cache.layers[i] = reserved
     return cache

@@ -134,8 +134,57 @@ def test_the_reserved_cache_samples_what_transformers_own_cache_does(tiny_model_
         for layer in cache.layers:
             assert layer.keys.data_ptr() == layer._buffers[0].data_ptr()
             assert width <= layer.get_seq_length() <= layer._buffers[0].shape[-2] <= width + 24
-    monkeypatch.setattr(hf, "reserved_cache", lambda cache, *_: cache)  # transformers' DynamicCache
+    def plain_cache(cache, config, reserve, repeat):  # transformers' DynamicCache, repeated by transformers
+        if cache is not None and repeat > 1:
+            cache.batch_repeat_interleave(repeat)
+        return cache
+
+    monkeypatch.setattr(hf, "reserved_cache", plain_cache)
     plain = [engine.generate(prompts, params) for params in cases]
     for a, b in zip(reserved, plain):
         assert a.completion_ids == b.completion_ids
         assert a.logprobs == b.logprobs  # bitwise: the same numbers in the same shapes
+
+
+def test_the_decoding_loop_samples_what_transformers_generate_does(tiny_model_dir):
+    """`decode.sample` against `generate` with the arguments the engine used to pass it: the same
+    tokens and bitwise the same scores, with a shared prompt cache, with top-p and temperature, and
+    greedy with generate's own prefill."""
+    from harness.engines.decode import sample
+    from harness.engines.kv_cache import reserved_cache
+
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    engine = HFEngine(model, tokenizer)
+    model.eval()
+    cases = [SamplingParams(n=4, temperature=1.0, top_p=1.0, max_new_tokens=24, seed=5),
+             SamplingParams(n=2, temperature=0.7, top_p=0.9, max_new_tokens=24, seed=6),
+             SamplingParams(n=1, temperature=0.0, max_new_tokens=24)]
+    for params in cases:
+        def prepared():
+            ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+            cache = reserved_cache(engine._prompt_cache(ids, mask, params.n), model.config, params.max_new_tokens, params.n)
+            torch.manual_seed(params.seed)
+            return ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0), cache
+
+        with torch.no_grad():
+            ids, mask, cache = prepared()
+            tokens, scores = sample(model, ids, mask, cache, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
+            ids, mask, cache = prepared()
+            greedy = params.temperature <= 0
+            reference = model.generate(
+                input_ids=ids, attention_mask=mask, past_key_values=cache, do_sample=not greedy,
+                temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, top_k=None,
+                max_new_tokens=params.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_scores=True)
+        assert torch.equal(tokens, reference.sequences[:, ids.shape[1]:]), params
+        assert torch.equal(scores, torch.stack(reference.scores, dim=1)), params
+        assert (tokens == tokenizer.eos_token_id).any()  # some rows really ended early
+
+
+def test_top_p_keeps_the_smallest_set_that_reaches_p():
+    from harness.engines.decode import top_p_filter
+
+    scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.97, 0.01, 0.01, 0.01]]))
+    kept = torch.isfinite(top_p_filter(scores, 0.75))
+    assert kept.tolist() == [[True, True, False, False], [True, False, False, False]]
+    assert torch.isfinite(top_p_filter(scores, 1.0)).all()

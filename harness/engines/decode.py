@@ -1,0 +1,70 @@
+"""The HF engine's decoding loop: what `generate(do_sample=...)` does for our sampling parameters,
+without its per-call and per-step machinery.
+
+`generate` spends about 20-30 ms of Python per call on the tiny model (configuration merging and
+validation, logits-processor and stopping-criteria lists, input preparation every step) beside
+forwards of a few milliseconds. This loop runs the same forwards with the same inputs (the last
+token, the 2-D attention mask or none when it is all ones, position ids that count real tokens,
+logits of the last position only) and samples as `generate` does (temperature, then top-p, then
+softmax and `torch.multinomial` from the global generator; argmax when greedy; finished rows get
+the pad token), so rollouts are the same token for token. Unlike `generate`, it applies no
+setting of the model's `generation_config` (top-k, repetition penalty): only `SamplingParams`, as
+the vLLM engine does.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import Cache, DynamicCache
+
+from algorithms.batch import positions
+from algorithms.rollout import SamplingParams
+
+
+def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Scores outside the smallest set of tokens whose probability reaches `top_p` set to -inf
+    (nucleus sampling; the most likely token always stays), as transformers' `TopPLogitsWarper`."""
+    sorted_scores, order = torch.sort(scores, descending=False)
+    cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[..., -1:] = 0
+    return scores.masked_fill(remove.scatter(1, order, remove), -float("inf"))
+
+
+def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, params: SamplingParams,
+           eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens [B, T], scores [B, T, V]) for left-padded prompts `ids`/`mask` [B, L]: T <= max_new_tokens
+    new tokens per row (pad after a row's EOS; T stops when every row has ended) and the processed
+    scores each token was drawn from. `cache` may hold the keys and values of a prefix of the prompts."""
+    rows = ids.shape[0]
+    position = positions(mask)
+    attention = None if bool(mask.all()) else mask  # generate drops an all-ones mask too
+    cache = cache if cache is not None else DynamicCache(config=model.config)
+    past = cache.get_seq_length()
+    inputs, step_positions = ids[:, past:], position[:, past:]
+    greedy = params.temperature <= 0
+    unfinished = torch.ones(rows, dtype=torch.long, device=ids.device)
+    tokens, scores = [], []
+    for _ in range(params.max_new_tokens):
+        out = model(input_ids=inputs, attention_mask=attention, position_ids=step_positions, past_key_values=cache,
+                    use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1].to(copy=True, dtype=torch.float32)
+        if greedy:
+            chosen = torch.argmax(logits, dim=-1)
+        else:
+            if params.temperature != 1.0:
+                logits = logits / params.temperature
+            if params.top_p < 1.0:
+                logits = top_p_filter(logits, params.top_p)
+            chosen = torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1).squeeze(1)
+        chosen = chosen * unfinished + pad_id * (1 - unfinished)
+        tokens.append(chosen)
+        scores.append(logits)
+        if eos_id is not None:
+            unfinished = unfinished & (chosen != eos_id)
+        if unfinished.max() == 0:
+            break
+        inputs, step_positions = chosen[:, None], step_positions[:, -1:] + 1
+        if attention is not None:
+            attention = torch.cat([attention, attention.new_ones((rows, 1))], dim=-1)
+    return torch.stack(tokens, dim=1), torch.stack(scores, dim=1)
