@@ -1,15 +1,16 @@
 """The HF engine's decoding loop: what `generate(do_sample=...)` does for our sampling parameters,
 without its per-call and per-step machinery.
 
-`generate` spends about 20-30 ms of Python per call on the tiny model (configuration merging and
-validation, logits-processor and stopping-criteria lists, input preparation every step) beside
-forwards of a few milliseconds. This loop runs the same forwards with the same inputs (the last
-token, the 2-D attention mask or none when it is all ones, position ids that count real tokens,
-logits of the last position only) and samples as `generate` does (temperature, then top-p, then
-softmax and `torch.multinomial` from the global generator; argmax when greedy; finished rows get
-the pad token), so rollouts are the same token for token. Unlike `generate`, it applies no
-setting of the model's `generation_config` (top-k, repetition penalty): only `SamplingParams`, as
-the vLLM engine does.
+On the tiny model at the TRL benchmark's size (16 prompts x 4, ~16 decoding steps) the engine
+spent 41-56 ms per call outside the model's forwards with `generate` (configuration merging and
+validation, logits-processor and stopping-criteria lists, input preparation every step) and
+29-43 ms with this loop. The loop runs the same forwards with the same inputs (the last token,
+the 2-D attention mask or none when it is all ones, position ids that count real tokens, logits
+of the last position only) and samples as `generate` does (temperature, then top-p, then softmax
+and `torch.multinomial` from the global generator; argmax when greedy; finished rows get the pad
+token), so rollouts are the same token for token. Unlike `generate`, it applies no setting of the
+model's `generation_config` (top-k, repetition penalty): only `SamplingParams`, as the vLLM
+engine does.
 """
 
 from __future__ import annotations
