@@ -33,10 +33,12 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, params: SamplingParams,
-           eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+           eos_id: int | None, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens [B, T], scores [B, T, V]) for left-padded prompts `ids`/`mask` [B, L]: T <= max_new_tokens
     new tokens per row (pad after a row's EOS; T stops when every row has ended) and the processed
     scores each token was drawn from. `cache` may hold the keys and values of a prefix of the prompts."""
+    if params.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {params.max_new_tokens}")
     rows = ids.shape[0]
     position = positions(mask)
     attention = None if bool(mask.all()) else mask  # generate drops an all-ones mask too

@@ -54,11 +54,11 @@ class HFEngine:
         return out
 
     def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, n: int):
-        """Keys and values of every prompt but its last token, computed once (`reserved_cache` repeats
-        them for the n samples); decoding then prefills only the last token. With `prefill_rows` > 0, computed that
-        many prompts at a time (a chunked prefill: 256 one-sample prompts hold the activations of 32
-        at once, as a GRPO chunk of 32 prompts x 8 does). None when there is nothing to share or to slice
-        (decoding then prefills the whole prompts)."""
+        """Keys and values of every prompt but its last token, computed once (`reserved_cache`
+        repeats them for the n samples); decoding then prefills only the last token. With
+        `prefill_rows` > 0, computed that many prompts at a time (a chunked prefill: 256 one-sample
+        prompts hold the activations of 32 at once, as a GRPO chunk of 32 prompts x 8 does). None
+        when there is nothing to share or to slice (decoding then prefills the whole prompts)."""
         rows = ids.shape[0]
         step = self.prefill_rows or rows
         if ids.shape[1] < 2 or (n < 2 and rows <= step):

@@ -188,3 +188,14 @@ def test_top_p_keeps_the_smallest_set_that_reaches_p():
     kept = torch.isfinite(top_p_filter(scores, 0.75))
     assert kept.tolist() == [[True, True, False, False], [True, False, False, False]]
     assert torch.isfinite(top_p_filter(scores, 1.0)).all()
+
+
+def test_decoding_nothing_is_refused_by_name(tiny_model_dir):
+    import pytest
+
+    from harness.engines.decode import sample
+
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        sample(model, ids, mask, None, SamplingParams(max_new_tokens=0), tokenizer.eos_token_id, tokenizer.pad_token_id)
