@@ -21,6 +21,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*TPU available.*")
     warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")  # ours: a no-op
+    # Lightning 2.6 builds pytree LeafSpecs the way torch 2.13 deprecates: once per run, not ours to fix.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
 
 
 def make_logger(run: RunConfig, tags: dict, run_id: str | None = None):
