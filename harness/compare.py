@@ -193,20 +193,21 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def summary_table(records: list[dict]) -> str:
-    by_algo: dict[str, list[dict]] = {}
-    for r in records:
-        by_algo.setdefault(r["algorithm"], []).append(r)
+    """Per algorithm: accuracy, wall seconds with offline stages charged (as the leaderboard and
+    the budget's samples and FLOPs count them), the highest peak memory and heap of the seeds."""
+    from harness.report.leaderboard import by_algorithm, wall_seconds
+
     header = ("| algorithm | seeds | accuracy before | accuracy after | wall s | peak memory GB | peak heap GB "
               "| samples | FLOPs |")
     lines = [header, "|" + "---|" * 9]
-    for algo, runs in sorted(by_algo.items()):
+    for algo, runs in by_algorithm(records).items():
         final = [r["final_metrics"] for r in runs]
         heap = [f["perf/peak_heap_gb"] for f in final if f.get("perf/peak_heap_gb") is not None]
         lines.append("| {} | {} | {} | {} | {:.0f} | {:.2f} | {} | {:.0f} | {:.3g} |".format(
             algo, len(runs),
             _mean_sd([r["summary"]["accuracy_before"] for r in runs]),
             _mean_sd([r["summary"]["accuracy_after"] for r in runs]),
-            statistics.mean(r["summary"]["wall_s"] for r in runs),
+            statistics.mean(wall_seconds(r) for r in runs),
             max(f["perf/peak_memory_gb"] for f in final),
             f"{max(heap):.2f}" if heap else "-",
             statistics.mean(f["budget/samples"] for f in final),

@@ -1,14 +1,15 @@
-"""The table `compare` prints at its end: peak heap beside peak memory, '-' for runs without it."""
+"""The table `compare` prints at its end: peak heap beside peak memory, '-' for runs without it,
+wall seconds with the offline stage charged."""
 
 from harness.compare import summary_table
 
 
-def record(algorithm, rss, heap=None):
+def record(algorithm, rss, heap=None, offline_s=None):
     final = {"perf/peak_memory_gb": rss, "budget/samples": 256.0, "budget/flops": 1e9}
     if heap is not None:
         final["perf/peak_heap_gb"] = heap
-    return {"algorithm": algorithm, "summary": {"accuracy_before": 0.25, "accuracy_after": 0.3, "wall_s": 10.0},
-            "final_metrics": final}
+    return {"algorithm": algorithm, "seed": 0, "summary": {"accuracy_before": 0.25, "accuracy_after": 0.3, "wall_s": 10.0},
+            "final_metrics": final, "history": [] if offline_s is None else [{"timing_s/offline": offline_s}]}
 
 
 def test_summary_shows_the_highest_peak_heap_of_the_seeds_and_a_dash_without_one():
@@ -20,3 +21,11 @@ def test_summary_shows_the_highest_peak_heap_of_the_seeds_and_a_dash_without_one
     assert (rows["grpo"][memory], rows["grpo"][heap]) == ("0.90", "0.36")
     assert (rows["ppo"][memory], rows["ppo"][heap]) == ("1.00", "-")
     assert len(rows["ppo"]) == len(header)
+
+
+def test_summary_wall_seconds_charge_the_offline_stage_as_the_leaderboard_does():
+    records = [record("grpo", 0.9), record("a_star_po", 0.9, offline_s=30.0), record("a_star_po", 0.9, offline_s=34.0)]
+    lines = summary_table(records).splitlines()
+    wall = [cell.strip() for cell in lines[0].split("|")[1:-1]].index("wall s")
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[1:-1]] for line in lines[2:]}
+    assert (rows["grpo"][wall], rows["a_star_po"][wall]) == ("10", "42")
