@@ -134,9 +134,9 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     """Every (algorithm, seed) of the grid not finished yet, then the summary and the leaderboard.
     `workers` (default: the preset's `compare.workers`, else 1) runs that many at a time, side by
     side on disjoint cores (:func:`run_side_by_side`)."""
-    from harness.train import run_training
-
+    from harness.config import validate_run
     from harness.tracking import check_tracking_uri, ensure_experiment
+    from harness.train import run_training
 
     algos, seed_list = grid(preset, algorithms, seeds)
     if workers is None:
@@ -150,6 +150,7 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     for algorithm in algos:
         for seed in seed_list:
             run = load_run_config(preset, {**overrides, "algorithm": algorithm, "seed": seed})
+            validate_run(run)  # a bad setting for any run of the grid stops the comparison before its first run
             path = run_path(run.output_dir, run.experiment, algorithm, seed)
             if path.exists():
                 record = read_run(path)

@@ -50,3 +50,14 @@ def test_compare_rejects_a_bad_worker_count_before_any_run(tmp_path, capsys):
     assert main(["compare", "--preset", "smoke", "--workers", "0", "--output-dir", str(out)]) == 2
     assert "--workers" in capsys.readouterr().err
     assert not (out / "smoke" / "runs").exists()
+
+
+def test_compare_rejects_a_setting_one_algorithm_refuses_before_any_run(tmp_path, capsys):
+    # `scale_by_std` is a GRPO hyperparameter; A*-PO has none: the grid stops before GRPO's runs start.
+    out = tmp_path / "results"
+    args = ["compare", "--preset", "smoke", "--algorithms", "grpo", "a_star_po", "--set", "scale_by_std=false",
+            "--output-dir", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "a_star_po" in err and "scale_by_std" in err
+    assert not (out / "smoke" / "runs").exists()
