@@ -203,6 +203,10 @@ def algorithm_config(run: RunConfig):
     if not isinstance(section, dict):
         raise ValueError(f"per_algorithm.{run.algorithm}: expected a mapping, got {section!r}")
     values.update(typed_values(cls, section, f"per_algorithm.{run.algorithm}"))
+    run_settings = sorted((set(run.algo) - {f.name for f in fields(cls)}) & {f.name for f in fields(RunConfig)})
+    if run_settings:
+        raise ValueError(f"algo overrides (--set, a preset's `algo:`): {run_settings} are run settings, not "
+                         f"{run.algorithm} hyperparameters: give them their own flag or a preset's top level")
     values.update(typed_values(cls, run.algo, "algo overrides"))
     return cls(**values)
 

@@ -42,6 +42,11 @@ def test_impossible_configs_are_errors_naming_the_field(overrides, field):
         validate_run(load_run_config("smoke", overrides))
 
 
+def test_a_run_setting_given_as_an_algorithm_hyperparameter_says_where_it_belongs():
+    with pytest.raises(ValueError, match=r"\['train_limit'\] are run settings, not grpo hyperparameters"):
+        validate_run(load_run_config("smoke", {"algo": {"train_limit": 768, "lr": 1e-4}}))
+
+
 def test_every_algorithm_with_the_smoke_preset_validates():
     for name in algorithms.names():
         config = validate_run(load_run_config("smoke", {"algorithm": name}))
