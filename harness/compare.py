@@ -117,12 +117,13 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
 PLACEMENT = ("output_dir", "tracking_uri", "data_dir", "experiment", "threads", "checkpoint_every", "keep_checkpoint")
 
 
-def changed_settings(record: dict, run) -> str:
-    """The settings of a finished run that differ from `run`'s ("" if none): a comparison never
-    mixes runs made with other settings into its table. Settings a record predates count as equal."""
-    from harness.config import as_params, validate_run
+def changed_settings(record: dict, run, algo_config) -> str:
+    """The settings of a finished run that differ from `run`'s (`algo_config`: its validated algorithm
+    config; "" if none): a comparison never mixes runs made with other settings into its table.
+    Settings a record predates count as equal."""
+    from harness.config import as_params
 
-    wanted = json.loads(json.dumps(as_params(run, validate_run(run)), default=str))  # as the record holds it
+    wanted = json.loads(json.dumps(as_params(run, algo_config), default=str))  # as the record holds it
     stored = record.get("config", {})
     return ", ".join(f"{k}: {stored[k]!r} there, {v!r} now" for k, v in sorted(wanted.items())
                      if k not in PLACEMENT and k in stored and stored[k] != v)
@@ -150,11 +151,11 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     for algorithm in algos:
         for seed in seed_list:
             run = load_run_config(preset, {**overrides, "algorithm": algorithm, "seed": seed})
-            validate_run(run)  # a bad setting for any run of the grid stops the comparison before its first run
+            algo_config = validate_run(run)  # a bad setting in any run of the grid stops it before the first
             path = run_path(run.output_dir, run.experiment, algorithm, seed)
             if path.exists():
                 record = read_run(path)
-                changed = changed_settings(record, run)
+                changed = changed_settings(record, run, algo_config)
                 if changed:
                     raise ValueError(f"{path}: finished with other settings than this comparison's ({changed}); "
                                      f"move it away, or give this comparison another --experiment")
