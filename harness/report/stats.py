@@ -40,10 +40,36 @@ def bootstrap_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTS
         return float(values[0]), float(values[0])
     rng = np.random.default_rng(seed)
     index = rng.integers(0, values.size, size=(resamples, values.size))
-    means = values[index].mean(axis=1)
+    return percentile_interval(values[index].mean(axis=1), confidence)
+
+
+def percentile_interval(estimates, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The (1 - confidence) / 2 and (1 + confidence) / 2 percentiles of bootstrap estimates."""
     tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
+    low, high = np.percentile(np.asarray(estimates, dtype=np.float64), [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def bootstrap_ratio_of_medians(numerator, denominator, resamples: int = BOOTSTRAP_RESAMPLES,
+                               seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(numerator) / median(denominator) for paired runs.
+
+    Both are [runs, values per run] (run i of each measured in the same period, e.g. a benchmark's
+    alternated rounds). Each resample draws the runs with replacement, the same ones for both
+    sides, then each drawn run's values with replacement, side by side: the interval holds the
+    spread between runs (a machine's slow and fast periods), not only the spread within one.
+    """
+    num, den = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    if num.ndim != 2 or den.ndim != 2 or num.shape[0] != den.shape[0] or not num.size or not den.size:
+        raise ValueError(f"expected [runs, values] arrays with the same number of runs, got shapes {num.shape} and {den.shape}")
+    rng = np.random.default_rng(seed)
+    runs = rng.integers(0, num.shape[0], size=(resamples, num.shape[0], 1))
+
+    def medians(values: np.ndarray) -> np.ndarray:
+        picks = rng.integers(0, values.shape[1], size=(resamples, values.shape[0], values.shape[1]))
+        return np.median(values[runs, picks].reshape(resamples, -1), axis=1)
+
+    return percentile_interval(medians(num) / medians(den), confidence)
 
 
 def ranks_with_ties(intervals: dict[str, tuple[float, float]], means: dict[str, float],
