@@ -1,6 +1,8 @@
-"""Statistics over seeds: means, bootstrap intervals, ranks with ties, ratios against a baseline.
+"""Statistics over seeds: means, bootstrap intervals, ranks with ties, ratios against a baseline;
+and the interval of a ratio of medians over paired benchmark runs.
 
-Pure numpy; every function takes plain lists of floats (one per seed) and is deterministic.
+Pure numpy; every function takes plain lists of floats (one per seed; per run, lists of a run's
+values) and is deterministic.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def bootstrap_ratio_of_medians(numerator, denominator, resamples: int = BOOTSTRA
     sides, then each drawn run's values with replacement, side by side: the interval holds the
     spread between runs (a machine's slow and fast periods), not only the spread within one.
     """
+    for name, runs_ in (("numerator", numerator), ("denominator", denominator)):
+        lengths = {len(run) if hasattr(run, "__len__") else None for run in runs_}
+        if len(lengths) > 1:
+            raise ValueError(f"{name}: every run needs as many values, got lengths {sorted(map(str, lengths))}")
     num, den = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
     if num.ndim != 2 or den.ndim != 2 or num.shape[0] != den.shape[0] or not num.size or not den.size:
         raise ValueError(f"expected [runs, values] arrays with the same number of runs, got shapes {num.shape} and {den.shape}")

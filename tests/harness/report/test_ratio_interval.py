@@ -37,6 +37,8 @@ def test_runs_must_pair():
         bootstrap_ratio_of_medians([[1.0, 1.0]], [[2.0], [2.0]])
     with pytest.raises(ValueError, match=r"\[runs, values\]"):
         bootstrap_ratio_of_medians([1.0, 1.0], [2.0, 2.0])
+    with pytest.raises(ValueError, match="numerator: every run needs as many values"):
+        bootstrap_ratio_of_medians([[1.0, 1.0], [1.0]], [[2.0], [2.0]])
 
 
 def test_the_benchmark_calls_the_target_met_only_when_the_whole_interval_is_below_it():
