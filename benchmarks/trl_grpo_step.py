@@ -155,17 +155,14 @@ def main() -> None:
         sys.exit(f"{TRL_PYTHON} not found: run `bash benchmarks/setup_trl_env.sh` first")
     model_dir = tiny_model_dir()
     before = common.load_average()
-    measured: dict[str, list[float]] = {"ours": [], "trl": []}
-    per_run: list[tuple[str, float]] = []
-    runs: dict[str, list[list[float]]] = {"ours": [], "trl": []}
+    runs: dict[str, list[list[float]]] = {"ours": [], "trl": []}  # per side, each run's measured steps
     for round_index in range(args.rounds):
         for side in ("ours", "trl"):
-            seconds = launch(side, args, model_dir)[args.warmup:]
-            measured[side] += seconds
-            runs[side].append(seconds)
-            per_run.append((side, common.median(seconds)))
-            print(f"round {round_index + 1} {side}: median {per_run[-1][1]:.3f} s/step over {len(seconds)} steps",
-                  file=sys.stderr, flush=True)
+            runs[side].append(launch(side, args, model_dir)[args.warmup:])
+            print(f"round {round_index + 1} {side}: median {common.median(runs[side][-1]):.3f} s/step over "
+                  f"{len(runs[side][-1])} steps", file=sys.stderr, flush=True)
+    measured = {side: [s for run in side_runs for s in run] for side, side_runs in runs.items()}
+    ours_runs, trl_runs = ([common.median(run) for run in runs[side]] for side in ("ours", "trl"))
     ours, trl = common.median(measured["ours"]), common.median(measured["trl"])
     versions = subprocess.run([str(TRL_PYTHON), "-c", "import trl, transformers, torch; "
                                "print(f'trl {trl.__version__}, transformers {transformers.__version__}, torch {torch.__version__}')"],
@@ -173,8 +170,6 @@ def main() -> None:
     print(f"\n### GRPO step: ours vs TRL GRPOTrainer, tiny model, {PROMPTS} prompts x {SAMPLES} samples, "
           f"{NEW_TOKENS} new tokens, {args.threads} threads; our engine {args.engine}, TRL's HF generate\n")
     print(f"TRL side: {versions}. Before: {before}; after: {common.load_average()}\n")
-    ours_runs = [s for side, s in per_run if side == "ours"]
-    trl_runs = [s for side, s in per_run if side == "trl"]
     rows = [[f"ours (run_training, engine {args.engine})", len(measured["ours"]), f"{ours:.3f}", f"{min(measured['ours']):.3f}",
              " ".join(f"{s:.3f}" for s in ours_runs)],
             ["TRL GRPOTrainer", len(measured["trl"]), f"{trl:.3f}", f"{min(measured['trl']):.3f}",
