@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs `-n 2`) each worker gets its share of the cores as torch
+    threads, and so do the processes it starts (command-line runs, DDP ranks, servers): the tiny
+    model's ops are too small for two threads to pay, and two runs side by side on one core each
+    finish sooner than one after the other on both (harness/presets/default.yaml, `compare`)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        threads = max(1, len(os.sched_getaffinity(0)) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
