@@ -8,4 +8,4 @@ compare: setup
 	.venv/bin/rlvr-bench compare
 
 test: setup
-	.venv/bin/python -m pytest -q -n 2 --dist worksteal tests
+	.venv/bin/python -m pytest -q -n 2 --dist load --maxschedchunk 1 tests

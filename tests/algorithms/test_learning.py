@@ -12,6 +12,8 @@ from harness.train import run_training
 # tests/harness/test_vllm_engine.py checks it against HF token for token; three more 40-step runs
 # would add ~7 CI minutes.
 CASES = [(name, "hf") for name in algorithms.names()] + [("rebel", "vllm"), ("basis", "vllm")]
+# Longest first (one thread, 2026-11-24), so that `make test`'s two workers share them evenly.
+CASES.sort(key=lambda case: ["ppo", "a_star_po", "basis", "rebel", "grpo"].index(case[0]) * 2 + (case[1] == "hf"))
 # 2.5 standard errors of the paired difference (about 0.02: 500 problems x 2 samples, drawn with the
 # same random numbers before and after). Seed-0 gains on the warm start this machine kind builds
 # (accuracy 0.253; results/reference/default at commit bf0e892): A*-PO +0.153, BASIS +0.135, GRPO +0.068,
