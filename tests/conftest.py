@@ -16,7 +16,9 @@ def pytest_configure(config):
     if workers:
         import torch
 
-        threads = max(1, len(os.sched_getaffinity(0)) // int(workers))
+        from harness.compare import core_slots
+
+        threads = len(core_slots(int(workers))[0])
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
 
