@@ -10,7 +10,9 @@ of the last position only) and samples as `generate` does (temperature, then top
 and `torch.multinomial` from the global generator; argmax when greedy; finished rows get the pad
 token), so rollouts are the same token for token. Unlike `generate`, it applies no setting of the
 model's `generation_config` (top-k, repetition penalty): only `SamplingParams`, as the vLLM
-engine does.
+engine does. For Llama-architecture models every step after the first goes through
+`llama_decode.decoding_step`, which computes the forward's logits bitwise without its per-call
+machinery (on the tiny model at the TRL benchmark's size, generation about 10 % faster).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from transformers.cache_utils import Cache, DynamicCache
 
 from algorithms.batch import positions
 from algorithms.rollout import SamplingParams
+from harness.engines.llama_decode import cache_supported, decoding_step
 
 
 def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -48,9 +51,13 @@ def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, pa
     greedy = params.temperature <= 0
     unfinished = torch.ones(rows, dtype=torch.long, device=ids.device)
     tokens, scores = [], []
+    step = decoding_step(model) if cache_supported(cache) else None
     for _ in range(params.max_new_tokens):
-        out = model(input_ids=inputs, attention_mask=attention, position_ids=step_positions, past_key_values=cache,
-                    use_cache=True, logits_to_keep=1)
+        if step is not None and inputs.shape[1] == 1:
+            out = step(inputs, step_positions, attention, cache)
+        else:
+            out = model(input_ids=inputs, attention_mask=attention, position_ids=step_positions, past_key_values=cache,
+                        use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1].to(copy=True, dtype=torch.float32)
         if greedy:
             chosen = torch.argmax(logits, dim=-1)
