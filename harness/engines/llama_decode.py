@@ -26,11 +26,15 @@ import torch.nn.functional as F
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.activations import SiLUActivation
 from transformers.models.llama.modeling_llama import (
+    LlamaAttention,
     LlamaDecoderLayer,
     LlamaForCausalLM,
     LlamaMLP,
+    LlamaModel,
     LlamaRMSNorm,
+    LlamaRotaryEmbedding,
     apply_rotary_pos_emb,
 )
 
@@ -39,11 +43,18 @@ from harness.engines.kv_cache import ReservedLayer
 Step = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", Cache], CausalLMOutputWithPast]
 
 
-def _plain(module: torch.nn.Module, cls: type) -> bool:
-    """`module` is exactly `cls`, runs `cls.forward` as transformers wrote it and has no hooks."""
-    return (type(module) is cls and "forward" not in vars(module)
-            and cls.forward.__qualname__ == f"{cls.__name__}.forward"  # not swapped for a hub kernel
+def _plain(module: torch.nn.Module) -> bool:
+    """`module` runs its class's `forward` as transformers (or torch) wrote it, with no hooks."""
+    cls = type(module)
+    own = cls.forward is torch.nn.Module.forward or cls.forward.__qualname__ == f"{cls.__name__}.forward"
+    return ("forward" not in vars(module) and own  # own: not swapped for a hub kernel (ModuleList has none)
             and not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks))
+
+
+# Every module class a Llama model is made of; a model holding anything else (an adapter, a
+# patched attention) decodes through its forward.
+_PARTS = (LlamaModel, LlamaDecoderLayer, LlamaAttention, LlamaMLP, LlamaRMSNorm, LlamaRotaryEmbedding,
+          torch.nn.ModuleList, torch.nn.Embedding, torch.nn.Linear, SiLUActivation)
 
 
 def _supported(model: torch.nn.Module) -> bool:
@@ -53,21 +64,9 @@ def _supported(model: torch.nn.Module) -> bool:
             and not model._forward_pre_hooks and not model._forward_hooks_with_kwargs):
         return False
     for name, module in model.named_modules():
-        if not name:
-            continue
-        if type(module) is torch.nn.Linear:
-            if module.bias is not None or not _plain(module, torch.nn.Linear):
-                return False
-        elif isinstance(module, LlamaRMSNorm):
-            if not _plain(module, LlamaRMSNorm):
-                return False
-        elif isinstance(module, LlamaMLP):
-            if not (_plain(module, LlamaMLP) and type(module.act_fn).__name__ == "SiLUActivation"):
-                return False
-        elif isinstance(module, LlamaDecoderLayer):
-            if module._forward_hooks or module._forward_pre_hooks:
-                return False
-        elif module._forward_hooks or module._forward_pre_hooks:  # attention, rotary, embedding, containers
+        if name and not (type(module) in _PARTS and _plain(module)):
+            return False
+        if type(module) is torch.nn.Linear and module.bias is not None:
             return False
     return True
 

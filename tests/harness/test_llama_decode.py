@@ -98,7 +98,7 @@ def test_the_models_forward_hooks_see_every_step():
 
 
 @pytest.mark.parametrize("change", ["train", "eager", "attention_bias", "mlp_bias", "gelu", "submodule_hook",
-                                    "pre_hook", "replaced_norm"])
+                                    "pre_hook", "replaced_norm", "adapter"])
 def test_models_it_does_not_reproduce_decode_through_their_forward(change):
     overrides = {"eager": {"attn_implementation": "eager"}, "attention_bias": {"attention_bias": True},
                  "mlp_bias": {"mlp_bias": True}, "gelu": {"hidden_act": "gelu"}}
@@ -111,6 +111,12 @@ def test_models_it_does_not_reproduce_decode_through_their_forward(change):
         model.register_forward_pre_hook(lambda *args: None)
     elif change == "replaced_norm":
         model.model.layers[0].input_layernorm.forward = lambda hidden: hidden
+    elif change == "adapter":  # a module of another class in the tree (as LoRA's wrapped projections)
+        class Adapted(torch.nn.Linear):
+            pass
+
+        attention = model.model.layers[0].self_attn
+        attention.v_proj = Adapted(64, 64, bias=False)
     assert decoding_step(model) is None
 
 
