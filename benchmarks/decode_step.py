@@ -1,0 +1,83 @@
+"""HF generation with the lean Llama decoding step (`harness/engines/llama_decode.py`) against the
+same engine decoding through the model's forward: the same rollouts, bitwise, in less time.
+
+Calls alternate between the two ways (the order flips every call) over `--calls` calls, each on
+the next `--prompts` training prompts of `arithmetic` level 1 with its own seed, so the machine's
+drift falls on both; the table gives each way's median seconds and the median of the paired
+ratios, with its quartiles. Default size: the TRL benchmark's (16 prompts x 4, 32 new tokens).
+
+    .venv/bin/python benchmarks/decode_step.py                          # tiny model, 16 x 4
+    .venv/bin/python benchmarks/decode_step.py --prompts 256 --samples 1 --prefill-rows 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def measure(args) -> dict:
+    import torch
+
+    import tasks
+    from algorithms.rollout import SamplingParams
+    from harness.engines import decode
+    from harness.engines.hf import HFEngine
+    from harness.models import load_policy, resolve_model
+    from harness.prompts import encode_prompts
+
+    torch.set_num_threads(args.threads)
+    tokenizer, policy = load_policy(resolve_model(args.model))
+    examples = tasks.get("arithmetic").load("train", levels=[1], limit=args.prompts * 16)
+    engine = HFEngine(policy, tokenizer, prefill_rows=args.prefill_rows)
+    lean = decode.decoding_step
+    if lean(policy) is None:
+        raise SystemExit(f"{args.model}: the lean decoding step does not apply to this model")
+    ways = {"lean step": lean, "forward": lambda model: None}
+    seconds = {name: [] for name in ways}
+    rollouts = {name: [] for name in ways}
+    try:
+        for call in range(args.calls + 1):  # call 0 warms both up and is not counted
+            start = args.prompts * (call % 16)
+            prompts = encode_prompts(tokenizer, [ex.prompt for ex in examples[start:start + args.prompts]])
+            params = SamplingParams(n=args.samples, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens,
+                                    seed=call)
+            order = list(ways) if call % 2 else list(ways)[::-1]
+            for name in order:
+                decode.decoding_step = ways[name]
+                begin = time.perf_counter()
+                rollout = engine.generate(prompts, params)
+                if call:
+                    seconds[name].append(time.perf_counter() - begin)
+                    rollouts[name].append((rollout.completion_ids, rollout.logprobs))
+    finally:
+        decode.decoding_step = lean
+    ratios = [a / b for a, b in zip(seconds["lean step"], seconds["forward"])]
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {"lean": statistics.median(seconds["lean step"]), "forward": statistics.median(seconds["forward"]),
+            "ratio": statistics.median(ratios), "q1": quartiles[0], "q3": quartiles[2],
+            "same": rollouts["lean step"] == rollouts["forward"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--prefill-rows", type=int, default=0)
+    parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    row = measure(args)
+    print(f"\n### HF generation, {args.model}, {args.prompts} prompts x {args.samples}, {args.max_new_tokens} new tokens, "
+          f"{args.threads} threads, {args.calls} alternating calls\n")
+    print("| decoding | median s/generation |\n| --- | ---: |")
+    print(f"| through the model's forward | {row['forward']:.4f} |\n| lean step | {row['lean']:.4f} |")
+    print(f"\nPaired ratio lean / forward: **{row['ratio']:.3f}** (quartiles {row['q1']:.3f} to {row['q3']:.3f}); "
+          f"rollouts bitwise the same: {'yes' if row['same'] else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
