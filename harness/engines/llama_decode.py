@@ -12,8 +12,9 @@ grouped-query attention). It takes one new token per row; the first step of a de
 or its last token after a shared prefill) goes through the model's forward.
 
 Models that differ in anything this step does not reproduce (another class or attention
-implementation, biases, another activation, replaced or hooked submodules, layers of a cache
-other than plain full attention) get None from `decoding_step` and decode through `model(...)`.
+implementation, biases, another activation, replaced or hooked submodules, hooks registered for
+every module, layers of a cache other than plain full attention) get None from `decoding_step`
+and decode through `model(...)`.
 The model's own forward hooks still run after each step, with the step's output.
 """
 
@@ -23,6 +24,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+import torch.nn.modules.module as module_hooks
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -61,7 +63,8 @@ def _supported(model: torch.nn.Module) -> bool:
     config = model.config
     if not (type(model) is LlamaForCausalLM and config._attn_implementation == "sdpa" and not model.training
             and not config.attention_bias and not config.mlp_bias and config.hidden_act == "silu"
-            and not model._forward_pre_hooks and not model._forward_hooks_with_kwargs):
+            and not model._forward_pre_hooks and not model._forward_hooks_with_kwargs
+            and not (module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks)):
         return False
     for name, module in model.named_modules():
         if name and not (type(module) in _PARTS and _plain(module)):

@@ -98,7 +98,7 @@ def test_the_models_forward_hooks_see_every_step():
 
 
 @pytest.mark.parametrize("change", ["train", "eager", "attention_bias", "mlp_bias", "gelu", "submodule_hook",
-                                    "pre_hook", "replaced_norm", "adapter"])
+                                    "pre_hook", "replaced_norm", "adapter", "global_hook"])
 def test_models_it_does_not_reproduce_decode_through_their_forward(change):
     overrides = {"eager": {"attn_implementation": "eager"}, "attention_bias": {"attention_bias": True},
                  "mlp_bias": {"mlp_bias": True}, "gelu": {"hidden_act": "gelu"}}
@@ -117,6 +117,14 @@ def test_models_it_does_not_reproduce_decode_through_their_forward(change):
 
         attention = model.model.layers[0].self_attn
         attention.v_proj = Adapted(64, 64, bias=False)
+    elif change == "global_hook":  # torch runs these on every module's forward
+        handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: None)
+        try:
+            assert decoding_step(model) is None
+        finally:
+            handle.remove()
+        assert decoding_step(model) is not None
+        return
     assert decoding_step(model) is None
 
 
