@@ -4,12 +4,13 @@ A decoding step of the tiny model is mostly Python: `LlamaForCausalLM.forward` m
 defaults, builds a 4-D mask (`create_causal_mask`), wraps every layer call and records outputs,
 which on the tiny model at the TRL benchmark's size (64 rows, 4 layers) costs more than half a
 millisecond of a 3.3 ms step. This step runs the same operations on the same tensors in the same
-order (embedding, the model's own rotary module, RMS norms as `LlamaRMSNorm` computes them, the
-projections, transformers' own `apply_rotary_pos_emb` and `sdpa_attention_forward`, the cache's
-`update`, the gated MLP, the final norm and the head on the last position), so its logits are
-bitwise the model's (`tests/harness/test_llama_decode.py` checks it, with padding and
-grouped-query attention). It takes one new token per row; the first step of a decode (the prompt,
-or its last token after a shared prefill) goes through the model's forward.
+order (embedding, the model's own rotary module, its RMS norms' own `forward` called past
+`Module.__call__`, the projections, transformers' own `apply_rotary_pos_emb` and
+`sdpa_attention_forward`, the cache's `update`, the gated MLP, the final norm and the head on the
+last position), so its logits are bitwise the model's (`tests/harness/test_llama_decode.py`
+checks it, with padding and grouped-query attention). It takes one new token per row; the first
+step of a decode (the prompt, or its last token after a shared prefill) goes through the model's
+forward.
 
 Models that differ in anything this step does not reproduce (another class or attention
 implementation, biases, another activation, replaced or hooked submodules, hooks registered for
@@ -25,10 +26,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 import torch.nn.modules.module as module_hooks
+from transformers.activations import SiLUActivation
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.activations import SiLUActivation
 from transformers.models.llama.modeling_llama import (
     LlamaAttention,
     LlamaDecoderLayer,
@@ -74,14 +75,6 @@ def _supported(model: torch.nn.Module) -> bool:
     return True
 
 
-def _rms_norm(norm: LlamaRMSNorm, hidden: torch.Tensor) -> torch.Tensor:
-    dtype = hidden.dtype  # LlamaRMSNorm.forward, line for line
-    hidden = hidden.to(torch.float32)
-    variance = hidden.pow(2).mean(-1, keepdim=True)
-    hidden = hidden * torch.rsqrt(variance + norm.variance_epsilon)
-    return norm.weight * hidden.to(dtype)
-
-
 def decoding_step(model: torch.nn.Module) -> Step | None:
     """A function (ids [B, 1], positions [B, 1], 2-D attention mask [B, K] or None, cache) -> the
     model's output for one new token per row (logits [B, 1, V]; the cache updated in place), or
@@ -99,7 +92,7 @@ def decoding_step(model: torch.nn.Module) -> Step | None:
         rows = ids.shape[0]
         for index, layer in enumerate(inner.layers):
             attn = layer.self_attn
-            x = _rms_norm(layer.input_layernorm, hidden)
+            x = layer.input_layernorm.forward(hidden)
             shape = (rows, 1, -1, attn.head_dim)
             query = F.linear(x, attn.q_proj.weight).view(shape).transpose(1, 2)
             key = F.linear(x, attn.k_proj.weight).view(shape).transpose(1, 2)
@@ -109,10 +102,10 @@ def decoding_step(model: torch.nn.Module) -> Step | None:
             out, _ = sdpa_attention_forward(attn, query, key, value, mask, dropout=0.0, scaling=attn.scaling)
             hidden = hidden + F.linear(out.reshape(rows, 1, -1).contiguous(), attn.o_proj.weight)
             mlp = layer.mlp
-            x = _rms_norm(layer.post_attention_layernorm, hidden)
+            x = layer.post_attention_layernorm.forward(hidden)
             gated = F.silu(F.linear(x, mlp.gate_proj.weight)) * F.linear(x, mlp.up_proj.weight)
             hidden = hidden + F.linear(gated, mlp.down_proj.weight)
-        output = CausalLMOutputWithPast(logits=F.linear(_rms_norm(inner.norm, hidden), model.lm_head.weight),
+        output = CausalLMOutputWithPast(logits=F.linear(inner.norm.forward(hidden), model.lm_head.weight),
                                         past_key_values=cache)
         for hook in tuple(hooks.values()):
             hook(model, (), output)
