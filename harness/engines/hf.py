@@ -9,11 +9,12 @@ less Python per step.
 from __future__ import annotations
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from algorithms.batch import positions
 from algorithms.rollout import Rollout, SamplingParams
 from harness.engines.decode import sample
-from harness.engines.kv_cache import reserved_cache
+from harness.engines.kv_cache import fill_rows, reserved_cache
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,35 +54,33 @@ class HFEngine:
             self.model.train(was_training)
         return out
 
-    def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, n: int):
-        """Keys and values of every prompt but its last token, computed once (`reserved_cache`
-        repeats them for the n samples); decoding then prefills only the last token. With
+    def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams):
+        """The cache decoding starts from: the keys and values of every prompt but its last token,
+        computed once and written straight into buffers that repeat them for the n samples and have
+        room for the new tokens (`kv_cache`); decoding then prefills only the last token. With
         `prefill_rows` > 0, computed that many prompts at a time (a chunked prefill: 256 one-sample
-        prompts hold the activations of 32 at once, as a GRPO chunk of 32 prompts x 8 does). None
-        when there is nothing to share or to slice (decoding then prefills the whole prompts)."""
+        prompts hold the activations of 32 at once, as a GRPO chunk of 32 prompts x 8 does), each
+        slice written into the buffers as it comes, so that no more than one slice's keys and values
+        are held beside them. An empty cache when there is nothing to share or to slice (decoding
+        then prefills the whole prompts); None when the model's cache is of another kind."""
+        n, reserve, config = params.n, params.max_new_tokens, self.model.config
         rows = ids.shape[0]
         step = self.prefill_rows or rows
         if ids.shape[1] < 2 or (n < 2 and rows <= step):
-            return None
+            return reserved_cache(None, config, reserve)
         pos = positions(mask)
 
         def prefill(rows_: slice):
             return self.model(input_ids=ids[rows_, :-1], attention_mask=mask[rows_, :-1], position_ids=pos[rows_, :-1],
                               use_cache=True, logits_to_keep=1).past_key_values
 
-        cache = prefill(slice(0, step))
-        if rows > step:
-            from transformers.cache_utils import DynamicLayer
-
-            if all(type(layer) is DynamicLayer for layer in cache.layers):
-                rest = [prefill(slice(s, s + step)) for s in range(step, rows, step)]
-                for i, layer in enumerate(cache.layers):  # the slices side by side in the batch dimension
-                    layer.keys = torch.cat([layer.keys, *(c.layers[i].keys for c in rest)])
-                    layer.values = torch.cat([layer.values, *(c.layers[i].values for c in rest)])
-            elif n < 2:  # layers that hold more than keys and values: decoding prefills them itself
-                return None
-            else:
-                cache = prefill(slice(None))
+        first = prefill(slice(0, step))
+        if rows > step and not all(type(layer) is DynamicLayer for layer in first.layers):
+            # Layers that hold more than keys and values cannot be written in slices.
+            return reserved_cache(None, config, reserve) if n < 2 else reserved_cache(prefill(slice(None)), config, reserve, n)
+        cache = reserved_cache(first, config, reserve, n, rows=rows)
+        for start in range(step, rows, step):
+            fill_rows(cache, prefill(slice(start, start + step)), start, n)
         return cache
 
     def _generate_chunk(self, prompts, params: SamplingParams, out: Rollout) -> None:
@@ -89,7 +88,7 @@ class HFEngine:
         device = next(self.model.parameters()).device
         ids, mask = left_pad(prompts, tok.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
-        cache = reserved_cache(self._prompt_cache(ids, mask, params.n), self.model.config, params.max_new_tokens, params.n)
+        cache = self._prompt_cache(ids, mask, params)
         ids, mask = ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0)
         rows = [p for p in prompts for _ in range(params.n)]
         new, scores = sample(self.model, ids, mask, cache, params, tok.eos_token_id, tok.pad_token_id)

@@ -32,17 +32,21 @@ class ReservedLayer(DynamicLayer):
         self.keys, self.values = keys[..., :total, :], values[..., :total, :]
         return self.keys, self.values
 
-    def fill(self, keys: torch.Tensor, values: torch.Tensor, repeat: int = 1) -> None:
-        """Start from `keys`/`values` [B, H, L, D], each row repeated `repeat` times in place (as
-        `batch_repeat_interleave`, but written once, straight into the reserved buffers)."""
-        self.lazy_initialization(keys, values)
-        rows, length = keys.shape[0], keys.shape[-2]
-        shape = (rows * repeat, *keys.shape[1:-2], length + self.reserve, keys.shape[-1])
-        buffers = keys.new_empty(shape), values.new_empty(shape)
-        for buffer, source in zip(buffers, (keys, values)):
-            buffer.view(rows, repeat, *shape[1:])[..., :length, :].copy_(source.unsqueeze(1))
-        self._buffers = buffers
-        self.keys, self.values = buffers[0][..., :length, :], buffers[1][..., :length, :]
+    def fill(self, keys: torch.Tensor, values: torch.Tensor, repeat: int = 1, rows: int | None = None,
+             start: int = 0) -> None:
+        """Write `keys`/`values` [b, H, L, D], each row repeated `repeat` times in place (as
+        `batch_repeat_interleave`, but written once, straight into the reserved buffers), as the
+        prompts `start` to `start + b` of `rows` (default b). The first call makes the buffers; a
+        chunked prefill writes each further slice of prompts with another call, as it comes."""
+        part, length = keys.shape[0], keys.shape[-2]
+        if self._buffers is None:
+            self.lazy_initialization(keys, values)
+            shape = ((rows or part) * repeat, *keys.shape[1:-2], length + self.reserve, keys.shape[-1])
+            self._buffers = keys.new_empty(shape), values.new_empty(shape)
+        for buffer, source in zip(self._buffers, (keys, values)):
+            block = buffer[start * repeat:(start + part) * repeat]
+            block.view(part, repeat, *buffer.shape[1:])[..., :length, :].copy_(source.unsqueeze(1))
+        self.keys, self.values = self._buffers[0][..., :length, :], self._buffers[1][..., :length, :]
 
     def _holds(self, total: int) -> bool:
         """Whether the buffers still back `keys` (methods such as `batch_repeat_interleave` replace
@@ -62,11 +66,13 @@ class ReservedLayer(DynamicLayer):
         self._buffers = (keys, values)
 
 
-def reserved_cache(cache: DynamicCache | None, config, reserve: int, repeat: int = 1) -> DynamicCache | None:
+def reserved_cache(cache: DynamicCache | None, config, reserve: int, repeat: int = 1,
+                   rows: int | None = None) -> DynamicCache | None:
     """`cache` (or a new empty one for `config`) with its plain dynamic layers swapped for
     `ReservedLayer`s that hold `reserve` more tokens, each row repeated `repeat` times (a prompt's
-    keys and values for its samples). Caches with layers of another kind (sliding windows) come
-    back as they are, repeated (None: decoding makes its own)."""
+    keys and values for its samples). With `rows`, `cache` holds the first slice of `rows` prompts
+    and the buffers are made for all of them (`fill_rows` writes the others). Caches with layers of
+    another kind (sliding windows) come back as they are, repeated (None: decoding makes its own)."""
     fresh = cache is None
     if fresh:
         cache = DynamicCache(config=config)
@@ -79,6 +85,13 @@ def reserved_cache(cache: DynamicCache | None, config, reserve: int, repeat: int
     for i, layer in enumerate(cache.layers):
         reserved = ReservedLayer(reserve)
         if layer.is_initialized and layer.get_seq_length():
-            reserved.fill(layer.keys, layer.values, repeat)
+            reserved.fill(layer.keys, layer.values, repeat, rows)
         cache.layers[i] = reserved
     return cache
+
+
+def fill_rows(cache: DynamicCache, part: DynamicCache, start: int, repeat: int = 1) -> None:
+    """Write the keys and values of `part`, a prefill of the prompts from `start` on, into the
+    buffers of `cache` (made by `reserved_cache(..., rows=...)`), each row repeated `repeat` times."""
+    for layer, source in zip(cache.layers, part.layers):
+        layer.fill(source.keys, source.values, repeat, start=start)

@@ -2,7 +2,7 @@ import torch
 
 import tasks
 from algorithms import losses
-from algorithms.batch import build_batch
+from algorithms.batch import build_batch, positions
 from algorithms.rollout import SamplingParams
 from harness.engines.hf import HFEngine, left_pad
 from harness.models import load_policy
@@ -56,7 +56,9 @@ def test_samples_of_one_prompt_share_its_prefill_and_sample_what_separate_rows_w
     tokenizer, model, prompts = _setup(tiny_model_dir)
     engine = HFEngine(model, tokenizer)
     params = SamplingParams(n=4, temperature=1.0, max_new_tokens=24, seed=5)
-    assert engine._prompt_cache(*left_pad(prompts, tokenizer.pad_token_id), 4) is not None
+    prompt_cache = engine._prompt_cache(*left_pad(prompts, tokenizer.pad_token_id), params)
+    assert prompt_cache.get_seq_length() == max(map(len, prompts)) - 1  # every prompt but its last token
+    assert prompt_cache.layers[0].keys.shape[0] == 4 * len(prompts)
     shared = engine.generate(prompts, params)
     # The same rows given one by one (n=1): no shared prefill, the same random stream.
     separate = engine.generate([p for p in prompts for _ in range(4)], SamplingParams(
@@ -73,13 +75,34 @@ def test_a_chunked_prefill_samples_what_one_prefill_of_every_prompt_would(tiny_m
     whole = HFEngine(model, tokenizer, prefill_rows=64)
     chunked = HFEngine(model, tokenizer, prefill_rows=4)  # 6 prompts: slices of 4 and 2
     ids, mask = left_pad(prompts, tokenizer.pad_token_id)
-    assert whole._prompt_cache(ids, mask, 1) is None  # one slice: generate prefills them itself
-    cache = chunked._prompt_cache(ids, mask, 1)
+    assert whole._prompt_cache(ids, mask, params).get_seq_length() == 0  # one slice: decoding prefills them itself
+    cache = chunked._prompt_cache(ids, mask, params)
     assert cache.get_seq_length() == ids.shape[1] - 1 and cache.layers[0].keys.shape[0] == len(prompts)
     a, b = whole.generate(prompts, params), chunked.generate(prompts, params)
     assert a.completion_ids == b.completion_ids
     for x, y in zip(a.logprobs, b.logprobs):
         assert torch.allclose(torch.tensor(x), torch.tensor(y), atol=1e-4)
+
+
+def test_a_chunked_prefill_writes_each_slice_into_the_buffers_as_concatenating_them_would(tiny_model_dir):
+    """Slices of prompts go straight into the reserved buffers, repeated for their samples: the same
+    keys and values, bitwise, as the slices' caches concatenated and then repeated, in buffers with
+    room for the new tokens that decoding writes into."""
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=24, seed=3)
+    engine = HFEngine(model, tokenizer, prefill_rows=4)  # 6 prompts: slices of 4 and 2
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    pos = positions(mask)
+    with torch.inference_mode():
+        cache = engine._prompt_cache(ids, mask, params)
+        slices = [model(input_ids=ids[s, :-1], attention_mask=mask[s, :-1], position_ids=pos[s, :-1],
+                        use_cache=True).past_key_values for s in (slice(0, 4), slice(4, 6))]
+    for i, layer in enumerate(cache.layers):
+        for got, parts in ((layer.keys, [c.layers[i].keys for c in slices]),
+                           (layer.values, [c.layers[i].values for c in slices])):
+            assert torch.equal(got, torch.cat(parts).repeat_interleave(3, dim=0))
+        assert layer.keys.data_ptr() == layer._buffers[0].data_ptr()
+        assert layer._buffers[0].shape[-2] == ids.shape[1] - 1 + 24
 
 
 def test_hf_engine_options_reach_the_engine_and_bad_ones_name_the_key(tiny_model_dir):
@@ -124,7 +147,7 @@ def test_the_reserved_cache_samples_what_transformers_own_cache_does(tiny_model_
              SamplingParams(n=1, temperature=0.0, max_new_tokens=24)]
     made = []
     real = hf.reserved_cache
-    monkeypatch.setattr(hf, "reserved_cache", lambda *a: made.append(real(*a)) or made[-1])
+    monkeypatch.setattr(hf, "reserved_cache", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     reserved = [engine.generate(prompts, params) for params in cases]
     assert len(made) == 3 and all(type(layer) is ReservedLayer for cache in made for layer in cache.layers)
     # Every token went into the buffers made at the prefill (room for the prompt and 24 tokens; a
@@ -134,7 +157,7 @@ def test_the_reserved_cache_samples_what_transformers_own_cache_does(tiny_model_
         for layer in cache.layers:
             assert layer.keys.data_ptr() == layer._buffers[0].data_ptr()
             assert width <= layer.get_seq_length() <= layer._buffers[0].shape[-2] <= width + 24
-    def plain_cache(cache, config, reserve, repeat):  # transformers' DynamicCache, repeated by transformers
+    def plain_cache(cache, config, reserve, repeat=1, rows=None):  # transformers' DynamicCache, repeated by transformers
         if cache is not None and repeat > 1:
             cache.batch_repeat_interleave(repeat)
         return cache
@@ -151,7 +174,6 @@ def test_the_decoding_loop_samples_what_transformers_generate_does(tiny_model_di
     tokens and bitwise the same scores, with a shared prompt cache, with top-p and temperature, and
     greedy with generate's own prefill."""
     from harness.engines.decode import sample
-    from harness.engines.kv_cache import reserved_cache
 
     tokenizer, model, prompts = _setup(tiny_model_dir)
     engine = HFEngine(model, tokenizer)
@@ -162,7 +184,7 @@ def test_the_decoding_loop_samples_what_transformers_generate_does(tiny_model_di
     for params in cases:
         def prepared():
             ids, mask = left_pad(prompts, tokenizer.pad_token_id)
-            cache = reserved_cache(engine._prompt_cache(ids, mask, params.n), model.config, params.max_new_tokens, params.n)
+            cache = engine._prompt_cache(ids, mask, params)
             torch.manual_seed(params.seed)
             return ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0), cache
 
