@@ -91,10 +91,7 @@ class HFEngine:
         cache = self._prompt_cache(ids, mask, params)
         ids, mask = ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0)
         rows = [p for p in prompts for _ in range(params.n)]
-        new, scores = sample(self.model, ids, mask, cache, params, tok.eos_token_id, tok.pad_token_id)
-        # scores are the processed logits the sampler drew from (temperature, top-p applied).
-        logprobs = scores.log_softmax(-1)
-        token_logp = logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        new, token_logp = sample(self.model, ids, mask, cache, params, tok.eos_token_id, tok.pad_token_id)
         for prompt, seq, seq_logp in zip(rows, new.tolist(), token_logp.tolist()):
             length = seq.index(tok.eos_token_id) + 1 if tok.eos_token_id in seq else len(seq)
             completion = seq[:length]

@@ -171,8 +171,8 @@ def test_the_reserved_cache_samples_what_transformers_own_cache_does(tiny_model_
 
 def test_the_decoding_loop_samples_what_transformers_generate_does(tiny_model_dir):
     """`decode.sample` against `generate` with the arguments the engine used to pass it: the same
-    tokens and bitwise the same scores, with a shared prompt cache, with top-p and temperature, and
-    greedy with generate's own prefill."""
+    tokens and, bitwise, their log-probabilities under the scores generate drew them from, with a
+    shared prompt cache, with top-p and temperature, and greedy with generate's own prefill."""
     from harness.engines.decode import sample
 
     tokenizer, model, prompts = _setup(tiny_model_dir)
@@ -190,7 +190,7 @@ def test_the_decoding_loop_samples_what_transformers_generate_does(tiny_model_di
 
         with torch.no_grad():
             ids, mask, cache = prepared()
-            tokens, scores = sample(model, ids, mask, cache, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
+            tokens, logp = sample(model, ids, mask, cache, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
             ids, mask, cache = prepared()
             greedy = params.temperature <= 0
             reference = model.generate(
@@ -199,7 +199,9 @@ def test_the_decoding_loop_samples_what_transformers_generate_does(tiny_model_di
                 max_new_tokens=params.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_scores=True)
         assert torch.equal(tokens, reference.sequences[:, ids.shape[1]:]), params
-        assert torch.equal(scores, torch.stack(reference.scores, dim=1)), params
+        # Each token's log-probability under the scores generate drew it from, bitwise.
+        drawn_from = torch.stack(reference.scores, dim=1).log_softmax(-1)
+        assert torch.equal(logp, drawn_from.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)), params
         assert (tokens == tokenizer.eos_token_id).any()  # some rows really ended early
 
 
