@@ -8,10 +8,10 @@ freed and kept), with its range, and of `perf/peak_heap_gb` (what malloc has han
 taken back: `harness.heap`), and of the median step, generation and update seconds. What glibc
 keeps depends on the order of a process's allocations: the same run's max RSS moved by 5 % with
 nothing but an extra module imported first (GRPO 0.963 -> 0.916 GB, 2026-11-24), so one run per
-algorithm cannot rank max RSS within a few percent; several seeds show the spread. `--set` changes an algorithm setting for
-every run; `--engine-option` replaces the preset's engine options. The preset's settings before
-issue 10's memory work: `--set micro_batch_tokens=0 --engine-option prefill_rows=0` (micro-batches
-of 64 samples, one prefill for all prompts).
+algorithm cannot rank max RSS within a few percent; several seeds show the spread. `--set`
+changes an algorithm setting for every run; `--engine-option` replaces the preset's engine
+options. The preset's settings before issue 10's memory work: `--set micro_batch_tokens=0
+--engine-option prefill_rows=0` (micro-batches of 64 samples, one prefill for all prompts).
 
     .venv/bin/python benchmarks/peak_memory.py                       # default preset, 3 steps, seeds 0 1 2
     .venv/bin/python benchmarks/peak_memory.py --algorithms grpo a_star_po --set micro_batch_tokens=0 --engine-option prefill_rows=0

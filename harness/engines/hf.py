@@ -77,7 +77,9 @@ class HFEngine:
         first = prefill(slice(0, step))
         if rows > step and not all(type(layer) is DynamicLayer for layer in first.layers):
             # Layers that hold more than keys and values cannot be written in slices.
-            return reserved_cache(None, config, reserve) if n < 2 else reserved_cache(prefill(slice(None)), config, reserve, n)
+            if n < 2:  # decoding prefills the whole prompts
+                return reserved_cache(None, config, reserve)
+            return reserved_cache(prefill(slice(None)), config, reserve, n)
         cache = reserved_cache(first, config, reserve, n, rows=rows)
         for start in range(step, rows, step):
             fill_rows(cache, prefill(slice(start, start + step)), start, n)

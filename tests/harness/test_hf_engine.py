@@ -157,7 +157,7 @@ def test_the_reserved_cache_samples_what_transformers_own_cache_does(tiny_model_
         for layer in cache.layers:
             assert layer.keys.data_ptr() == layer._buffers[0].data_ptr()
             assert width <= layer.get_seq_length() <= layer._buffers[0].shape[-2] <= width + 24
-    def plain_cache(cache, config, reserve, repeat=1, rows=None):  # transformers' DynamicCache, repeated by transformers
+    def plain_cache(cache, config, reserve, repeat=1, rows=None):  # transformers' DynamicCache and repeat
         if cache is not None and repeat > 1:
             cache.batch_repeat_interleave(repeat)
         return cache
