@@ -62,7 +62,9 @@ class HFEngine:
         prompts hold the activations of 32 at once, as a GRPO chunk of 32 prompts x 8 does), each
         slice written into the buffers as it comes, so that no more than one slice's keys and values
         are held beside them. An empty cache when there is nothing to share or to slice (decoding
-        then prefills the whole prompts); None when the model's cache is of another kind."""
+        then prefills the whole prompts). A cache with layers of another kind (sliding windows)
+        cannot be sliced: its prompts are prefilled at once and repeated as they are, or, with
+        one sample each, left to decoding (None)."""
         n, reserve, config = params.n, params.max_new_tokens, self.model.config
         rows = ids.shape[0]
         step = self.prefill_rows or rows
