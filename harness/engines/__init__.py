@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 ENGINES = ("auto", "hf", "vllm")
-# HFEngine's options and their smallest values: rows per generate call; prompts per prefill slice
-# (0: one prefill of every prompt).
-HF_OPTIONS = {"max_batch": 1, "prefill_rows": 0}
+# HFEngine's options: rows per generate call and prompts per prefill slice (0: one prefill of
+# every prompt), with their smallest values; whether decoding drops finished rows (a boolean).
+HF_OPTIONS = {"max_batch": 1, "prefill_rows": 0, "drop_finished": False}
 
 
 def resolve_engine(name: str) -> str:
@@ -37,7 +37,10 @@ def engine_options(name: str, options: dict | None):
         if unknown:
             raise ValueError(f"engine_options: unknown key(s) {unknown} for the hf engine; known: {list(HF_OPTIONS)}")
         for key, value in options.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < HF_OPTIONS[key]:
+            if isinstance(HF_OPTIONS[key], bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"engine_options.{key}: expected true or false, got {value!r}")
+            elif not isinstance(value, int) or isinstance(value, bool) or value < HF_OPTIONS[key]:
                 raise ValueError(f"engine_options.{key}: expected an integer >= {HF_OPTIONS[key]}, got {value!r}")
         return options
     if resolve_engine(name) != "vllm":

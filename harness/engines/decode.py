@@ -35,15 +35,31 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     return scores.masked_fill(remove.scatter(1, order, remove), -float("inf"))
 
 
+def draw(probs: torch.Tensor, rows: int, kept: torch.Tensor | None) -> torch.Tensor:
+    """One token per row of `probs` [b, V], drawn as `torch.multinomial(probs, 1)` draws them
+    (argmax of probs / Exp(1) noise), with the noise of all `rows` rows of the batch drawn and the
+    `kept` ones used: rows still decoding draw what they would have drawn beside the dropped ones,
+    and the generator moves on as if nothing had been dropped. Without `kept`, bitwise
+    `torch.multinomial` (tokens and the generator's state after it)."""
+    noise = torch.empty((rows, probs.shape[-1]), dtype=probs.dtype, device=probs.device).exponential_(1)
+    return torch.argmax(probs / (noise if kept is None else noise[kept]), dim=-1)
+
+
 def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, params: SamplingParams,
-           eos_id: int | None, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+           eos_id: int | None, pad_id: int, drop_finished: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens [B, T], logp [B, T]) for left-padded prompts `ids`/`mask` [B, L]: T <= max_new_tokens
     new tokens per row (pad after a row's EOS; T stops when every row has ended) and each token's
     log-probability under the processed scores it was drawn from (temperature and top-p applied).
     The log-probabilities are taken step by step, bitwise what the log-softmax of all the steps'
     scores stacked gives: the [B, T, V] scores are never held (with SmolLM2's 49,152-token
     vocabulary, 64 rows x 256 tokens of them are 3.2 GB, and their log-softmax as much again).
-    `cache` may hold the keys and values of a prefix of the prompts."""
+    `cache` may hold the keys and values of a prefix of the prompts.
+
+    With `drop_finished`, rows that have ended leave the batch (and the cache) once a quarter of
+    the rows still decoded have: later steps compute only the rows still running. Each row draws
+    with the noise it would have drawn in the whole batch (`draw`), so its tokens change only where
+    the smaller matrix products round its logits differently and that tips a draw (a near tie);
+    after a row's end its log-probabilities are 0 instead of the pad token's."""
     if params.max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {params.max_new_tokens}")
     rows = ids.shape[0]
@@ -56,8 +72,9 @@ def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, pa
     unfinished = torch.ones(rows, dtype=torch.long, device=ids.device)
     # Written in place: a step leaves no tensor of its own behind (kept small tensors between the
     # steps' big freed ones grew the heap by 1.3 GB over 256 steps of a 49k vocabulary, 64 rows).
-    tokens = torch.empty((rows, params.max_new_tokens), dtype=torch.long, device=ids.device)
-    logps = torch.empty((rows, params.max_new_tokens), dtype=torch.float32, device=ids.device)
+    tokens = torch.full((rows, params.max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    logps = torch.zeros((rows, params.max_new_tokens), dtype=torch.float32, device=ids.device)
+    kept = None  # the rows still in the batch, once some have been dropped
     step = decoding_step(model) if cache_supported(cache) else None
     for t in range(params.max_new_tokens):
         if step is not None and inputs.shape[1] == 1:
@@ -73,15 +90,25 @@ def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, pa
                 logits = logits / params.temperature
             if params.top_p < 1.0:
                 logits = top_p_filter(logits, params.top_p)
-            chosen = torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1).squeeze(1)
+            chosen = draw(torch.softmax(logits, dim=-1), rows, kept)
         chosen = chosen * unfinished + pad_id * (1 - unfinished)
-        tokens[:, t] = chosen
-        logps[:, t] = logits.log_softmax(-1).gather(-1, chosen[:, None]).squeeze(1)
+        logp = logits.log_softmax(-1).gather(-1, chosen[:, None]).squeeze(1)
+        if kept is None:
+            tokens[:, t], logps[:, t] = chosen, logp
+        else:
+            tokens[kept, t], logps[kept, t] = chosen, logp
         if eos_id is not None:
             unfinished = unfinished & (chosen != eos_id)
-        if unfinished.max() == 0:
+        running = int(unfinished.sum())
+        if running == 0:
             break
         inputs, step_positions = chosen[:, None], step_positions[:, -1:] + 1
         if attention is not None:
-            attention = torch.cat([attention, attention.new_ones((rows, 1))], dim=-1)
+            attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=-1)
+        if drop_finished and running <= 3 * unfinished.shape[0] // 4:
+            keep = unfinished.nonzero().squeeze(1)
+            kept = keep if kept is None else kept[keep]
+            inputs, step_positions, unfinished = inputs[keep], step_positions[keep], unfinished[keep]
+            attention = None if attention is None else attention[keep]
+            cache.batch_select_indices(keep)
     return tokens[:, :t + 1], logps[:, :t + 1]

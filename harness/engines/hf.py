@@ -29,11 +29,12 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, max_batch: int = 256, prefill_rows: int = 0):
+    def __init__(self, model, tokenizer, max_batch: int = 256, prefill_rows: int = 0, drop_finished: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch = max_batch
         self.prefill_rows = prefill_rows
+        self.drop_finished = drop_finished  # decoding computes only the rows still running (`decode.sample`)
 
     def load_weights(self, model) -> None:
         self.model = model
@@ -95,7 +96,8 @@ class HFEngine:
         cache = self._prompt_cache(ids, mask, params)
         ids, mask = ids.repeat_interleave(params.n, dim=0), mask.repeat_interleave(params.n, dim=0)
         rows = [p for p in prompts for _ in range(params.n)]
-        new, token_logp = sample(self.model, ids, mask, cache, params, tok.eos_token_id, tok.pad_token_id)
+        new, token_logp = sample(self.model, ids, mask, cache, params, tok.eos_token_id, tok.pad_token_id,
+                                 self.drop_finished)
         for prompt, seq, seq_logp in zip(rows, new.tolist(), token_logp.tolist()):
             length = seq.index(tok.eos_token_id) + 1 if tok.eos_token_id in seq else len(seq)
             completion = seq[:length]

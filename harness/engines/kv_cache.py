@@ -48,6 +48,14 @@ class ReservedLayer(DynamicLayer):
             block.view(part, repeat, *buffer.shape[1:])[..., :length, :].copy_(source.unsqueeze(1))
         self.keys, self.values = self._buffers[0][..., :length, :], self._buffers[1][..., :length, :]
 
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows `indices` (decoding drops finished rows), with their room to grow."""
+        if not self._holds(self.get_seq_length()):
+            return super().batch_select_indices(indices)
+        length = self.get_seq_length()
+        self._buffers = tuple(buffer.index_select(0, indices) for buffer in self._buffers)
+        self.keys, self.values = self._buffers[0][..., :length, :], self._buffers[1][..., :length, :]
+
     def _holds(self, total: int) -> bool:
         """Whether the buffers still back `keys` (methods such as `batch_repeat_interleave` replace
         it with a tensor of their own) and have room for `total` tokens."""

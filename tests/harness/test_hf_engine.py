@@ -105,6 +105,45 @@ def test_a_chunked_prefill_writes_each_slice_into_the_buffers_as_concatenating_t
         assert layer._buffers[0].shape[-2] == ids.shape[1] - 1 + 24
 
 
+def test_dropping_finished_rows_samples_the_same_tokens_from_fewer_rows(tiny_model_dir):
+    """Decoding with finished rows dropped computes fewer rows per step once some have ended, and
+    draws what the whole batch draws: the same tokens (each row keeps its own noise), their
+    log-probabilities equal up to the smaller products' float rounding."""
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    params = SamplingParams(n=8, temperature=1.0, max_new_tokens=40, seed=11)
+    rows_per_step = []
+    handle = model.register_forward_hook(lambda module, args, output: rows_per_step.append(output.logits.shape[0]))
+    try:
+        dropping = HFEngine(model, tokenizer, drop_finished=True).generate(prompts, params)
+        steps = len(rows_per_step)
+        whole = HFEngine(model, tokenizer, drop_finished=False).generate(prompts, params)
+    finally:
+        handle.remove()
+    dropped, kept = rows_per_step[1:steps], rows_per_step[steps + 1:]  # after each prompt prefill
+    assert set(kept) == {8 * len(prompts)} and len(kept) == len(dropped)  # the same number of steps
+    assert dropped[0] == 8 * len(prompts) and dropped[-1] < dropped[0] // 2  # stragglers decode alone
+    assert dropped == sorted(dropped, reverse=True)
+    assert dropping.completion_ids == whole.completion_ids
+    assert len({len(c) for c in whole.completion_ids}) > 3  # rows really end at different steps
+    for a, b in zip(dropping.logprobs, whole.logprobs):
+        assert len(a) == len(b) and torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
+
+
+def test_the_noise_draw_is_torch_multinomial():
+    """`decode.draw` without dropped rows is `torch.multinomial(probs, 1)` bitwise, and leaves the
+    generator where multinomial does; with dropped rows, each kept row gets its own draw."""
+    from harness.engines.decode import draw
+
+    probs = torch.softmax(3 * torch.randn(64, 40, generator=torch.Generator().manual_seed(0)), dim=-1)
+    torch.manual_seed(4)
+    expected, after = torch.multinomial(probs, 1).squeeze(1), torch.rand(3)
+    torch.manual_seed(4)
+    assert torch.equal(draw(probs, 64, None), expected) and torch.equal(torch.rand(3), after)
+    kept = torch.tensor([3, 17, 40, 63])
+    torch.manual_seed(4)
+    assert torch.equal(draw(probs[kept], 64, kept), expected[kept])
+
+
 def test_hf_engine_options_reach_the_engine_and_bad_ones_name_the_key(tiny_model_dir):
     import pytest
 
@@ -118,6 +157,10 @@ def test_hf_engine_options_reach_the_engine_and_bad_ones_name_the_key(tiny_model
         engine_options("hf", {"kv_cache_gib": 1})
     with pytest.raises(ValueError, match="engine_options.prefill_rows"):
         engine_options("hf", {"prefill_rows": -1})
+    assert make_engine("hf", model, tokenizer).drop_finished
+    assert not make_engine("hf", model, tokenizer, options={"drop_finished": False}).drop_finished
+    with pytest.raises(ValueError, match="engine_options.drop_finished: expected true or false"):
+        engine_options("hf", {"drop_finished": 1})
 
 
 def test_engine_sections_apply_to_their_engine_only():
