@@ -1,5 +1,8 @@
-"""HF generation with the lean Llama decoding step (`harness/engines/llama_decode.py`) against the
-same engine decoding through the model's forward: the same rollouts, bitwise, in less time.
+"""HF generation two ways, alternating: with the lean Llama decoding step
+(`harness/engines/llama_decode.py`) against decoding through the model's forward (`--compare
+lean`: the same rollouts, bitwise, in less time), or with finished rows dropped from the batch
+against decoding every row to the end (`--compare drop`: the same tokens; log-probabilities
+equal up to float rounding).
 
 Calls alternate between the two ways (the order flips every call) over `--calls` calls, each on
 the next `--prompts` training prompts of `arithmetic` level 1 with its own seed, so the machine's
@@ -8,6 +11,7 @@ ratios, with its quartiles. Default size: the TRL benchmark's (16 prompts x 4, 3
 
     .venv/bin/python benchmarks/decode_step.py                          # tiny model, 16 x 4
     .venv/bin/python benchmarks/decode_step.py --prompts 256 --samples 1 --prefill-rows 32
+    .venv/bin/python benchmarks/decode_step.py --compare drop --prompts 32 --samples 8 --max-new-tokens 40
 """
 
 from __future__ import annotations
@@ -32,9 +36,16 @@ def measure(args) -> dict:
     examples = tasks.get("arithmetic").load("train", levels=[1], limit=args.prompts * 16)
     engine = HFEngine(policy, tokenizer, prefill_rows=args.prefill_rows)
     lean = decode.decoding_step
-    if lean(policy) is None:
+    if lean(policy) is None and args.compare == "lean":
         raise SystemExit(f"{args.model}: the lean decoding step does not apply to this model")
-    ways = {"lean step": lean, "forward": lambda model: None}
+
+    def way(step, drop: bool):
+        def setup():
+            decode.decoding_step, engine.drop_finished = step, drop
+        return setup
+
+    ways = ({"new": way(lean, True), "old": way(lambda model: None, True)} if args.compare == "lean" else
+            {"new": way(lean, True), "old": way(lean, False)})
     seconds = {name: [] for name in ways}
     rollouts = {name: [] for name in ways}
     try:
@@ -45,7 +56,7 @@ def measure(args) -> dict:
                                     seed=call)
             order = list(ways) if call % 2 else list(ways)[::-1]
             for name in order:
-                decode.decoding_step = ways[name]
+                ways[name]()
                 begin = time.perf_counter()
                 rollout = engine.generate(prompts, params)
                 if call:
@@ -53,15 +64,20 @@ def measure(args) -> dict:
                     rollouts[name].append((rollout.completion_ids, rollout.logprobs))
     finally:
         decode.decoding_step = lean
-    ratios = [a / b for a, b in zip(seconds["lean step"], seconds["forward"])]
+    ratios = [a / b for a, b in zip(seconds["new"], seconds["old"])]
     quartiles = statistics.quantiles(ratios, n=4)
-    return {"lean": statistics.median(seconds["lean step"]), "forward": statistics.median(seconds["forward"]),
+    pairs = list(zip(rollouts["new"], rollouts["old"]))
+    logp_gap = max((abs(x - y) for (_, logp_new), (_, logp_old) in pairs
+                    for a, b in zip(logp_new, logp_old) for x, y in zip(a, b)), default=0.0)
+    return {"new": statistics.median(seconds["new"]), "old": statistics.median(seconds["old"]),
             "ratio": statistics.median(ratios), "q1": quartiles[0], "q3": quartiles[2],
-            "same": rollouts["lean step"] == rollouts["forward"]}
+            "same": rollouts["new"] == rollouts["old"], "same_tokens": all(a[0] == b[0] for a, b in pairs),
+            "logp_gap": logp_gap}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=("lean", "drop"), default="lean")
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--samples", type=int, default=4)
@@ -71,12 +87,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     row = measure(args)
+    new, old = {"lean": ("lean step", "through the model's forward"),
+                "drop": ("finished rows dropped", "every row to the end")}[args.compare]
     print(f"\n### HF generation, {args.model}, {args.prompts} prompts x {args.samples}, {args.max_new_tokens} new tokens, "
           f"{args.threads} threads, {args.calls} alternating calls\n")
     print("| decoding | median s/generation |\n| --- | ---: |")
-    print(f"| through the model's forward | {row['forward']:.4f} |\n| lean step | {row['lean']:.4f} |")
-    print(f"\nPaired ratio lean / forward: **{row['ratio']:.3f}** (quartiles {row['q1']:.3f} to {row['q3']:.3f}); "
-          f"rollouts bitwise the same: {'yes' if row['same'] else 'NO'}")
+    print(f"| {old} | {row['old']:.4f} |\n| {new} | {row['new']:.4f} |")
+    print(f"\nPaired ratio: **{row['ratio']:.3f}** (quartiles {row['q1']:.3f} to {row['q3']:.3f}); "
+          f"rollouts bitwise the same: {'yes' if row['same'] else 'no'}; "
+          f"tokens the same: {'yes' if row['same_tokens'] else 'NO'}; "
+          f"largest log-probability difference {row['logp_gap']:.1e}")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ validation, logits-processor and stopping-criteria lists, input preparation ever
 the 2-D attention mask or none when it is all ones, position ids that count real tokens, logits
 of the last position only) and samples as `generate` does (temperature, then top-p, then softmax
 and `torch.multinomial` from the global generator; argmax when greedy; finished rows get the pad
-token), so rollouts are the same token for token. Unlike `generate`, it applies no setting of the
-model's `generation_config` (top-k, repetition penalty): only `SamplingParams`, as the vLLM
-engine does. For Llama-architecture models every step after the first goes through
+token), so rollouts are the same token for token. By default (the engine's `drop_finished`) rows
+that have ended leave the batch as decoding goes on, each row still drawing with its own noise:
+the same tokens from fewer rows, unless a smaller product's rounding tips a near tie. Unlike
+`generate`, it applies no setting of the model's `generation_config` (top-k, repetition
+penalty): only `SamplingParams`, as the vLLM engine does. For Llama-architecture models every step after the first goes through
 `llama_decode.decoding_step`, which computes the forward's logits bitwise without its per-call
 machinery (on the tiny model at the TRL benchmark's size, generation about 10 % faster).
 """
@@ -93,6 +95,8 @@ def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, pa
             chosen = draw(torch.softmax(logits, dim=-1), rows, kept)
         chosen = chosen * unfinished + pad_id * (1 - unfinished)
         logp = logits.log_softmax(-1).gather(-1, chosen[:, None]).squeeze(1)
+        if not greedy and bool(logp.isnan().any()):  # what torch.multinomial refuses, refused by name
+            raise RuntimeError(f"sampling step {t}: the model's next-token probabilities hold NaN or inf")
         if kept is None:
             tokens[:, t], logps[:, t] = chosen, logp
         else:

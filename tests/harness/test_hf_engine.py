@@ -144,6 +144,21 @@ def test_the_noise_draw_is_torch_multinomial():
     assert torch.equal(draw(probs[kept], 64, kept), expected[kept])
 
 
+def test_sampling_refuses_probabilities_that_are_not_finite(tiny_model_dir):
+    """As `torch.multinomial` did: a model whose logits hold NaN gets an error, not tokens."""
+    import pytest
+
+    from harness.engines.decode import sample
+
+    tokenizer, model, prompts = _setup(tiny_model_dir)
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    with torch.no_grad():
+        model.lm_head.weight[3, 0] = float("nan")
+        with pytest.raises(RuntimeError, match="sampling step 0: .* NaN"):
+            sample(model, ids, mask, None, SamplingParams(max_new_tokens=4, seed=1), tokenizer.eos_token_id,
+                   tokenizer.pad_token_id, drop_finished=True)
+
+
 def test_hf_engine_options_reach_the_engine_and_bad_ones_name_the_key(tiny_model_dir):
     import pytest
 
