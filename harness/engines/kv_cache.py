@@ -13,6 +13,9 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
+MOVE_ROWS = 32  # rows moved per copy when decoding drops finished rows
+
+
 class ReservedLayer(DynamicLayer):
     def __init__(self, reserve: int):
         super().__init__()
@@ -26,7 +29,8 @@ class ReservedLayer(DynamicLayer):
         total = length + key_states.shape[-2]
         if not self._holds(total):
             self._regrow(length, total, key_states)
-        keys, values = self._buffers
+        rows = key_states.shape[0]  # the buffers' first rows (decoding may have dropped the others)
+        keys, values = self._buffers[0][:rows], self._buffers[1][:rows]
         keys[..., length:total, :].copy_(key_states)
         values[..., length:total, :].copy_(value_states)
         self.keys, self.values = keys[..., :total, :], values[..., :total, :]
@@ -49,12 +53,21 @@ class ReservedLayer(DynamicLayer):
         self.keys, self.values = self._buffers[0][..., :length, :], self._buffers[1][..., :length, :]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep the rows `indices` (decoding drops finished rows), with their room to grow."""
-        if not self._holds(self.get_seq_length()):
-            return super().batch_select_indices(indices)
+        """Keep the rows `indices` (ascending: decoding drops finished rows), moved to the front of
+        the same buffers a slice at a time: no second buffer is made, and the rows keep their room
+        to grow. Safe in place: row i takes row indices[i] >= i, and a slice reads only rows that no
+        earlier slice has written."""
         length = self.get_seq_length()
-        self._buffers = tuple(buffer.index_select(0, indices) for buffer in self._buffers)
-        self.keys, self.values = self._buffers[0][..., :length, :], self._buffers[1][..., :length, :]
+        if not self._holds(length):
+            return super().batch_select_indices(indices)
+        kept = indices.numel()
+        moved = (indices != torch.arange(kept, device=indices.device)).nonzero()
+        first = int(moved[0]) if moved.numel() else kept  # rows before it stay where they are
+        for buffer in self._buffers:
+            for start in range(first, kept, MOVE_ROWS):
+                rows = indices[start:start + MOVE_ROWS]
+                buffer[start:start + rows.numel(), ..., :length, :] = buffer[rows, ..., :length, :]
+        self.keys, self.values = self._buffers[0][:kept, ..., :length, :], self._buffers[1][:kept, ..., :length, :]
 
     def _holds(self, total: int) -> bool:
         """Whether the buffers still back `keys` (methods such as `batch_repeat_interleave` replace
@@ -62,8 +75,8 @@ class ReservedLayer(DynamicLayer):
         if self._buffers is None or self.keys.numel() == 0:
             return False
         keys = self._buffers[0]
-        return (self.keys.data_ptr() == keys.data_ptr() and self.keys.shape[:-2] == keys.shape[:-2]
-                and keys.shape[-2] >= total)
+        return (self.keys.data_ptr() == keys.data_ptr() and self.keys.shape[1:-2] == keys.shape[1:-2]
+                and self.keys.shape[0] <= keys.shape[0] and keys.shape[-2] >= total)
 
     def _regrow(self, length: int, total: int, like: torch.Tensor) -> None:
         shape = (*like.shape[:-2], total + self.reserve, like.shape[-1])
