@@ -12,9 +12,10 @@ token), so rollouts are the same token for token. By default (the engine's `drop
 that have ended leave the batch as decoding goes on, each row still drawing with its own noise:
 the same tokens from fewer rows, unless a smaller product's rounding tips a near tie. Unlike
 `generate`, it applies no setting of the model's `generation_config` (top-k, repetition
-penalty): only `SamplingParams`, as the vLLM engine does. For Llama-architecture models every step after the first goes through
-`llama_decode.decoding_step`, which computes the forward's logits bitwise without its per-call
-machinery (on the tiny model at the TRL benchmark's size, generation about 10 % faster).
+penalty): only `SamplingParams`, as the vLLM engine does. For Llama-architecture models every
+step after the first goes through `llama_decode.decoding_step`, which computes the forward's
+logits bitwise without its per-call machinery (on the tiny model at the TRL benchmark's size,
+generation about 10 % faster).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, pa
     the rows still decoded have: later steps compute only the rows still running. Each row draws
     with the noise it would have drawn in the whole batch (`draw`), so its tokens change only where
     the smaller matrix products round its logits differently and that tips a draw (a near tie);
-    after a row's end its log-probabilities are 0 instead of the pad token's."""
+    once a row is dropped, its later columns hold the pad token with log-probability 0 (rows that
+    ended but are still in the batch get the pad token's, as without dropping)."""
     if params.max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {params.max_new_tokens}")
     rows = ids.shape[0]
