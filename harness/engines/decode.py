@@ -48,6 +48,17 @@ def draw(probs: torch.Tensor, rows: int, kept: torch.Tensor | None) -> torch.Ten
     return torch.argmax(probs / (noise if kept is None else noise[kept]), dim=-1)
 
 
+def refill(running: torch.Tensor) -> torch.Tensor:
+    """The rows to keep, in their new order, for a batch whose rows `running` [B] (booleans) still
+    decode: the first k = running.sum() places keep their row if it runs, and each other place takes
+    a running row from behind place k, in order. Only those rows move in the cache."""
+    kept = int(running.sum())
+    order = torch.arange(kept, device=running.device)
+    holes = (~running[:kept]).nonzero().squeeze(1)
+    order[holes] = running[kept:].nonzero().squeeze(1) + kept
+    return order
+
+
 def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, params: SamplingParams,
            eos_id: int | None, pad_id: int, drop_finished: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens [B, T], logp [B, T]) for left-padded prompts `ids`/`mask` [B, L]: T <= max_new_tokens
@@ -112,7 +123,7 @@ def sample(model, ids: torch.Tensor, mask: torch.Tensor, cache: Cache | None, pa
         if attention is not None:
             attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=-1)
         if drop_finished and running <= 3 * unfinished.shape[0] // 4:
-            keep = unfinished.nonzero().squeeze(1)
+            keep = refill(unfinished.bool())
             kept = keep if kept is None else kept[keep]
             inputs, step_positions, unfinished = inputs[keep], step_positions[keep], unfinished[keep]
             attention = None if attention is None else attention[keep]

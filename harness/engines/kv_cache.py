@@ -13,9 +13,6 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
-MOVE_ROWS = 32  # rows moved per copy when decoding drops finished rows
-
-
 class ReservedLayer(DynamicLayer):
     def __init__(self, reserve: int):
         super().__init__()
@@ -53,20 +50,20 @@ class ReservedLayer(DynamicLayer):
         self.keys, self.values = self._buffers[0][..., :length, :], self._buffers[1][..., :length, :]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep the rows `indices` (ascending: decoding drops finished rows), moved to the front of
-        the same buffers a slice at a time: no second buffer is made, and the rows keep their room
-        to grow. Safe in place: row i takes row indices[i] >= i, and a slice reads only rows that no
-        earlier slice has written."""
+        """Keep the rows `indices`, in that order, at the front of the same buffers: only the rows
+        whose place changes are copied (gathered first, then written, so any order is safe), no
+        second buffer is made, and the rows keep their room to grow. Decoding fills the places of
+        dropped rows with kept rows from the back, so few rows move."""
         length = self.get_seq_length()
         if not self._holds(length):
             return super().batch_select_indices(indices)
         kept = indices.numel()
-        moved = (indices != torch.arange(kept, device=indices.device)).nonzero()
-        first = int(moved[0]) if moved.numel() else kept  # rows before it stay where they are
-        for buffer in self._buffers:
-            for start in range(first, kept, MOVE_ROWS):
-                rows = indices[start:start + MOVE_ROWS]
-                buffer[start:start + rows.numel(), ..., :length, :] = buffer[rows, ..., :length, :]
+        moving = (indices != torch.arange(kept, device=indices.device)).nonzero().squeeze(1)
+        if moving.numel():
+            sources = indices[moving]
+            for buffer in self._buffers:
+                used = buffer[..., :length, :]
+                used.index_copy_(0, moving, used.index_select(0, sources))
         self.keys, self.values = self._buffers[0][:kept, ..., :length, :], self._buffers[1][:kept, ..., :length, :]
 
     def _holds(self, total: int) -> bool:

@@ -129,26 +129,31 @@ def test_dropping_finished_rows_samples_the_same_tokens_from_fewer_rows(tiny_mod
         assert len(a) == len(b) and torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
 
 
-def test_dropping_rows_moves_the_kept_ones_to_the_front_of_the_same_buffers():
-    """`ReservedLayer.batch_select_indices` keeps the chosen rows, bitwise, in the buffers it already
-    has (slices of rows moved forward; no second buffer), and later tokens are written after them."""
-    from harness.engines import kv_cache
+def test_dropping_rows_moves_only_the_rows_whose_place_changes_within_the_same_buffers():
+    """`ReservedLayer.batch_select_indices` keeps the chosen rows in the chosen order, bitwise, in
+    the buffers it already has (no second buffer), for the order decoding picks (`refill`: dropped
+    places taken by running rows from the back) and for any other; later tokens go after them."""
+    from harness.engines.decode import refill
     from harness.engines.kv_cache import ReservedLayer
 
-    keys, values = torch.randn(80, 2, 5, 4), torch.randn(80, 2, 5, 4)
-    layer = ReservedLayer(reserve=3)
-    layer.fill(keys, values)
-    buffer = layer._buffers[0].data_ptr()
-    indices = torch.tensor([0, 1, 2, *range(4, 80, 2), 79])  # rows 0-2 stay, the others move
-    assert kv_cache.MOVE_ROWS < len(indices)  # more than one slice of moved rows
-    layer.batch_select_indices(indices)
-    assert torch.equal(layer.keys, keys[indices]) and torch.equal(layer.values, values[indices])
-    assert layer.keys.data_ptr() == layer._buffers[0].data_ptr() == buffer
-    new_keys, new_values = torch.randn(len(indices), 2, 1, 4), torch.randn(len(indices), 2, 1, 4)
-    got_keys, got_values = layer.update(new_keys, new_values)
-    assert torch.equal(got_keys, torch.cat([keys[indices], new_keys], dim=-2))
-    assert torch.equal(got_values, torch.cat([values[indices], new_values], dim=-2))
-    assert got_keys.data_ptr() == buffer
+    running = torch.ones(80, dtype=torch.bool)
+    running[[1, 5, 6, 30, 77, 78]] = False
+    order = refill(running)
+    assert order.tolist() == [0, 74, 2, 3, 4, 75, 76, *range(7, 30), 79, *range(31, 74)]
+    assert sorted(order.tolist()) == running.nonzero().squeeze(1).tolist()
+    for indices in (order, torch.tensor([0, 1, 2, *range(4, 80, 2), 79]), torch.tensor([9, 3, 40, 0])):
+        keys, values = torch.randn(80, 2, 5, 4), torch.randn(80, 2, 5, 4)
+        layer = ReservedLayer(reserve=3)
+        layer.fill(keys, values)
+        buffer = layer._buffers[0].data_ptr()
+        layer.batch_select_indices(indices)
+        assert torch.equal(layer.keys, keys[indices]) and torch.equal(layer.values, values[indices])
+        assert layer.keys.data_ptr() == buffer
+        new_keys, new_values = torch.randn(len(indices), 2, 1, 4), torch.randn(len(indices), 2, 1, 4)
+        got_keys, got_values = layer.update(new_keys, new_values)
+        assert torch.equal(got_keys, torch.cat([keys[indices], new_keys], dim=-2))
+        assert torch.equal(got_values, torch.cat([values[indices], new_values], dim=-2))
+        assert got_keys.data_ptr() == buffer
 
 
 def test_the_noise_draw_is_torch_multinomial():
