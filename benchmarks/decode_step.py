@@ -5,13 +5,16 @@ against decoding every row to the end (`--compare drop`: the same tokens; log-pr
 equal up to float rounding).
 
 Calls alternate between the two ways (the order flips every call) over `--calls` calls, each on
-the next `--prompts` training prompts of `arithmetic` level 1 with its own seed, so the machine's
-drift falls on both; the table gives each way's median seconds and the median of the paired
-ratios, with its quartiles. Default size: the TRL benchmark's (16 prompts x 4, 32 new tokens).
+the next `--prompts` training prompts of `--task` (`arithmetic` level 1 by default; `--style
+chat` for a chat model's template) with its own seed, so the machine's drift falls on both; the
+table gives each way's median seconds and the median of the paired ratios, with its quartiles.
+Default size: the TRL benchmark's (16 prompts x 4, 32 new tokens).
 
     .venv/bin/python benchmarks/decode_step.py                          # tiny model, 16 x 4
     .venv/bin/python benchmarks/decode_step.py --prompts 256 --samples 1 --prefill-rows 32
     .venv/bin/python benchmarks/decode_step.py --compare drop --prompts 32 --samples 8 --max-new-tokens 40
+    RLVR_DATA_DIR=../shared/data .venv/bin/python benchmarks/decode_step.py --compare drop \
+        --model smollm2-135m --task gsm8k --style chat --prompts 8 --samples 1 --max-new-tokens 256 --calls 3
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def measure(args) -> dict:
 
     torch.set_num_threads(args.threads)
     tokenizer, policy = load_policy(resolve_model(args.model))
-    examples = tasks.get("arithmetic").load("train", levels=[1], limit=args.prompts * 16)
+    task = tasks.get(args.task)  # benchmark tasks read $RLVR_DATA_DIR (else the hub)
+    levels = {"levels": [1]} if args.task == "arithmetic" else {}
+    examples = task.load("train", limit=args.prompts * 16, **levels)
     engine = HFEngine(policy, tokenizer, prefill_rows=args.prefill_rows)
     lean = decode.decoding_step
     if lean(policy) is None and args.compare == "lean":
@@ -51,7 +56,8 @@ def measure(args) -> dict:
     try:
         for call in range(args.calls + 1):  # call 0 warms both up and is not counted
             start = args.prompts * (call % 16)
-            prompts = encode_prompts(tokenizer, [ex.prompt for ex in examples[start:start + args.prompts]])
+            texts = [ex.prompt for ex in examples[start:start + args.prompts]]
+            prompts = encode_prompts(tokenizer, texts, args.style)
             params = SamplingParams(n=args.samples, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens,
                                     seed=call)
             order = list(ways) if call % 2 else list(ways)[::-1]
@@ -79,6 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", choices=("lean", "drop"), default="lean")
     parser.add_argument("--model", default="tiny")
+    parser.add_argument("--task", default="arithmetic", help="training prompts of this task (arithmetic: level 1)")
+    parser.add_argument("--style", default="plain", choices=("plain", "chat"), help="prompt template")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=32)
@@ -89,7 +97,8 @@ def main() -> None:
     row = measure(args)
     new, old = {"lean": ("lean step", "through the model's forward"),
                 "drop": ("finished rows dropped", "every row to the end")}[args.compare]
-    print(f"\n### HF generation, {args.model}, {args.prompts} prompts x {args.samples}, {args.max_new_tokens} new tokens, "
+    print(f"\n### HF generation, {args.model}, {args.task} ({args.style} prompts), {args.prompts} prompts x {args.samples}, "
+          f"{args.max_new_tokens} new tokens, "
           f"{args.threads} threads, {args.calls} alternating calls\n")
     print("| decoding | median s/generation |\n| --- | ---: |")
     print(f"| {old} | {row['old']:.4f} |\n| {new} | {row['new']:.4f} |")
