@@ -7,8 +7,9 @@ from __future__ import annotations
 
 ENGINES = ("auto", "hf", "vllm")
 # HFEngine's options: rows per generate call and prompts per prefill slice (0: one prefill of
-# every prompt), with their smallest values; whether decoding drops finished rows (a boolean).
-HF_OPTIONS = {"max_batch": 1, "prefill_rows": 0, "drop_finished": False}
+# every prompt), with their smallest values; whether decoding drops finished rows (`bool`: true or
+# false; the engine's default is true).
+HF_OPTIONS = {"max_batch": 1, "prefill_rows": 0, "drop_finished": bool}
 
 
 def resolve_engine(name: str) -> str:
@@ -37,7 +38,7 @@ def engine_options(name: str, options: dict | None):
         if unknown:
             raise ValueError(f"engine_options: unknown key(s) {unknown} for the hf engine; known: {list(HF_OPTIONS)}")
         for key, value in options.items():
-            if isinstance(HF_OPTIONS[key], bool):
+            if HF_OPTIONS[key] is bool:
                 if not isinstance(value, bool):
                     raise ValueError(f"engine_options.{key}: expected true or false, got {value!r}")
             elif not isinstance(value, int) or isinstance(value, bool) or value < HF_OPTIONS[key]:

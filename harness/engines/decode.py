@@ -52,10 +52,10 @@ def refill(running: torch.Tensor) -> torch.Tensor:
     """The rows to keep, in their new order, for a batch whose rows `running` [B] (booleans) still
     decode: the first k = running.sum() places keep their row if it runs, and each other place takes
     a running row from behind place k, in order. Only those rows move in the cache."""
-    kept = int(running.sum())
-    order = torch.arange(kept, device=running.device)
-    holes = (~running[:kept]).nonzero().squeeze(1)
-    order[holes] = running[kept:].nonzero().squeeze(1) + kept
+    count = int(running.sum())
+    order = torch.arange(count, device=running.device)
+    holes = (~running[:count]).nonzero().squeeze(1)
+    order[holes] = running[count:].nonzero().squeeze(1) + count
     return order
 
 
