@@ -54,3 +54,24 @@ def test_unknown_algorithm_lists_the_known_ones():
     with pytest.raises(ValueError, match="grpo"):
         algorithms.get("dpo")
     assert algorithms.names() == sorted(algorithms.names())
+
+
+@pytest.mark.parametrize("preset, prompts, samples", [
+    ("default", {"grpo": 32, "rebel": 128, "a_star_po": 256, "basis": 256, "ppo": 256}, None),
+    ("equal-prompts", None, {"grpo": 2048, "rebel": 512, "a_star_po": 256, "basis": 256, "ppo": 256}),
+])
+def test_the_two_protocols_shape_every_step(preset, prompts, samples):
+    """default: equal samples per step (prompts follow each algorithm's samples per prompt);
+    equal-prompts: the A*-PO paper's equal prompts per step (samples follow)."""
+    from harness.config import prompts_per_step
+
+    got_prompts, got_samples = {}, {}
+    for algorithm in algorithms.names():
+        run = load_run_config(preset, {"algorithm": algorithm})
+        config = algorithm_config(run)
+        got_prompts[algorithm] = prompts_per_step(run, config)
+        got_samples[algorithm] = got_prompts[algorithm] * config.samples_per_prompt
+    if prompts is not None:
+        assert got_prompts == prompts and set(got_samples.values()) == {256}
+    else:
+        assert got_samples == samples and set(got_prompts.values()) == {256}
