@@ -1,0 +1,31 @@
+"""The published tables are what their runs say: each committed reference leaderboard is rebuilt
+from its committed runs, and the equal-prompts README's time-to-accuracy figures with it."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.report import write_report
+
+REFERENCE = Path(__file__).resolve().parents[3] / "results" / "reference"
+
+
+def _rebuild(name: str, tmp_path: Path, **kwargs) -> str:
+    shutil.copytree(REFERENCE / name / "runs", tmp_path / name / "runs")
+    return write_report(name, str(tmp_path), **kwargs)["md"].read_text()
+
+
+@pytest.mark.parametrize("name", ["default", "equal-prompts"])
+def test_the_committed_leaderboard_is_rebuilt_from_the_committed_runs(name, tmp_path):
+    assert _rebuild(name, tmp_path) == (REFERENCE / name / "leaderboard.md").read_text()
+
+
+def test_the_equal_prompts_readme_time_to_grpos_24_step_accuracy(tmp_path):
+    rows = {line.split("|")[2].strip(): [cell.strip() for cell in line.split("|")[1:-1]]
+            for line in _rebuild("equal-prompts", tmp_path, target_accuracy=0.343).splitlines()
+            if line.startswith("| ") and line.split("|")[2].strip() in ("grpo", "basis", "a_star_po")}
+    # columns: rank, algorithm, seeds, final, before, s to target (seeds), x faster, ...
+    assert rows["grpo"][5] == "205.5 (2/2)"
+    assert rows["basis"][5] == "99.9 (2/2)" and rows["basis"][6] == "2.06"
+    assert rows["a_star_po"][5] == "131.6 (1/2)" and rows["a_star_po"][6] == "1.56"
