@@ -1,7 +1,7 @@
 import pytest
 
 import algorithms
-from harness.config import PRESET_DIR, algorithm_config, load_run_config, preset_names, read_yaml
+from harness.config import PRESET_DIR, algorithm_config, load_run_config, preset_names, prompts_per_step, read_yaml
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -62,9 +62,7 @@ def test_unknown_algorithm_lists_the_known_ones():
 ])
 def test_the_two_protocols_shape_every_step(preset, prompts, samples):
     """default: equal samples per step (prompts follow each algorithm's samples per prompt);
-    equal-prompts: the A*-PO paper's equal prompts per step (samples follow)."""
-    from harness.config import prompts_per_step
-
+    equal-prompts: equal prompts per step, as verl counts a step (samples follow)."""
     got_prompts, got_samples = {}, {}
     for algorithm in algorithms.names():
         run = load_run_config(preset, {"algorithm": algorithm})
