@@ -7,7 +7,8 @@ folder (`AutoTokenizer` / `AutoModelForCausalLM` load it, and so does vLLM), and
 The build runs in its own process with pinned kernels (:func:`build_environment`): 800 Adam steps
 amplify float rounding, and with each CPU's own kernels two machines built different warm starts
 (held-out level-1 accuracy 0.25 on AVX2 machines, 0.45 on an AVX-512 one), so recipes tuned on
-one failed on the other. Pinned, an AVX2 machine and an AVX-512 one build the same bytes.
+one failed on the other. Pinned, every x86-64 CPU with AVX2 builds the same bytes
+(:data:`REFERENCE_SHA1`), Intel's and AMD's alike.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from harness.prompts import PLAIN_TEMPLATE
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 # Printable ASCII plus newline: everything the arithmetic task writes.
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
+# sha1 of `model.safetensors` that the pinned build of `TinySpec()` writes on x86-64 CPUs with AVX2.
+REFERENCE_SHA1 = "36c32ba0fba96c601815a804372f652e12ddf3e2"
+BUILD_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_DYNAMIC", "ONEDNN_MAX_CPU_ISA")
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ class TinySpec:
     seed: int = 0
     threads: int = 2
     """torch threads of the build, whatever the machine has: they decide how sums are split."""
-    version: int = 1
+    version: int = 2
+    """2: MKL's COMPATIBLE branch (version 1's AVX2 branch built other bytes on Intel CPUs than on AMD ones)."""
 
     def key(self) -> str:
         import hashlib
@@ -156,7 +161,8 @@ def pretrain(spec: TinySpec, out_dir: Path, log=print) -> dict:
     tokenizer.save_pretrained(tmp)
     info = {"spec": asdict(spec), "parameters": params, "train_seconds": time.perf_counter() - started,
             "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "environment": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}}
+            "environment": {k: os.environ.get(k) for k in BUILD_VARIABLES},
+            "sha1": _sha1(tmp / "model.safetensors")}
     (tmp / "rlvr_pretrain.json").write_text(json.dumps(info, indent=2))
     tmp.rename(out_dir)  # atomic: a half-written folder is never taken for a finished one
     return info
@@ -187,13 +193,26 @@ def ensure_tiny(spec: TinySpec | None = None, log=print, force: bool = False) ->
 
 def build_environment(spec: TinySpec) -> dict:
     """The build process's environment: on x86-64 CPUs with AVX2 (AVX-512 ones included), PyTorch's
-    AVX2 kernels (ATEN_CPU_CAPABILITY), MKL's AVX2 code path in its reproducible mode (MKL_CBWR)
-    and oneDNN's AVX2 kernels, with `spec.threads` threads: the same arithmetic in the same order
-    on every such machine, as MKL's conditional numerical reproducibility promises for BLAS."""
+    AVX2 kernels (ATEN_CPU_CAPABILITY), MKL's COMPATIBLE code path in its reproducible mode with a
+    fixed thread count (MKL_CBWR, MKL_DYNAMIC) and oneDNN's AVX2 kernels, with `spec.threads`
+    threads: the same arithmetic in the same order on every such machine.
+
+    MKL's other reproducible branches (AVX2 among them) hold on Intel CPUs only; on others MKL
+    takes its AUTO branch instead, so version 1 of the build (MKL_CBWR=AVX2) wrote one warm start
+    on AMD CPUs and another on Intel ones. COMPATIBLE (SSE2) is MKL's branch for all of them; the
+    build takes ~1.6x as long. The build's matrix products are all MKL's SGEMM (MKL_VERBOSE and
+    ONEDNN_VERBOSE show no oneDNN call)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), MKL_NUM_THREADS=str(spec.threads))
     if platform.machine().lower() in ("x86_64", "amd64") and _has_avx2():
-        env.update(ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="AVX2,STRICT", ONEDNN_MAX_CPU_ISA="AVX2")
+        env.update(ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="COMPATIBLE,STRICT", MKL_DYNAMIC="FALSE",
+                   ONEDNN_MAX_CPU_ISA="AVX2")
     return env
+
+
+def _sha1(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 def _has_avx2() -> bool:
@@ -228,6 +247,11 @@ def pretrain_and_report(force: bool = False, eval_limit: int = 500, spec: TinySp
     path = ensure_tiny(spec, force=force)
     acc = warm_start_accuracy(path, eval_limit)
     print(f"warm start: {path}")
+    sha1 = json.loads((path / "rlvr_pretrain.json").read_text()).get("sha1") or _sha1(path / "model.safetensors")
+    if (spec or TinySpec()) == TinySpec():
+        same = sha1 == REFERENCE_SHA1
+        print(f"warm start sha1 {sha1}: " + ("bitwise the reference warm start" if same else
+              f"NOT the reference warm start ({REFERENCE_SHA1}); curves will differ from results/reference"))
     print(f"warm start pass@1 on {eval_limit} arithmetic test problems: "
           f"{acc['sampled_t1']:.3f} sampled at T=1, {acc['greedy']:.3f} greedy")
     return path
