@@ -23,11 +23,13 @@ SEEDS = (0, 1)
 # with the same random numbers before and after), so its standard error is about 0.02 for one seed
 # and 0.014 for the mean of two; the margin is 2.5 of those. One seed is not enough. On the warm
 # start that every x86-64 machine builds since version 2 (harness/tiny_model.py; accuracy 0.283 /
-# 0.308 with evaluation seeds 0 / 1), the gains were, seed 0 / seed 1 (2026-11-24, Intel Xeon, one
-# thread each): A*-PO +0.030 / +0.078, BASIS +0.074 / +0.147, GRPO +0.081 / +0.073, PPO +0.026 /
-# +0.185, REBEL +0.070 / +0.067; with vLLM BASIS +0.037 / +0.114, REBEL +0.083 / +0.073. On version
-# 1's warm start (accuracy 0.253, AMD machines) seed 0 alone gained +0.06 to +0.19. A warm start of
-# accuracy 0.446, built with unpinned kernels, set GRPO's preset lr to 1e-4 (its preset says why).
+# 0.308 with evaluation seeds 0 / 1), before the default preset's lr warm-up, seed 0 of A*-PO gained
+# +0.030, of PPO +0.026 and of BASIS with vLLM +0.037, their seed 1 +0.078, +0.185 and +0.114.
+# With the warm-up (8 steps; 2026-11-24, Intel Xeon, one thread each), seed 0 / seed 1: A*-PO
+# +0.142 / +0.163, BASIS +0.163 / +0.150, GRPO +0.082 / +0.090, PPO +0.148 / +0.172, REBEL +0.123 /
+# +0.116; with vLLM BASIS +0.176 / +0.211, REBEL +0.084 / +0.126. On version 1's warm start
+# (accuracy 0.253, AMD machines) seed 0 alone gained +0.06 to +0.19. A warm start of accuracy
+# 0.446, built with unpinned kernels, set GRPO's preset lr to 1e-4 (its preset says why).
 MARGIN = 0.035
 
 
