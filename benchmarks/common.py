@@ -66,6 +66,7 @@ def build(run, log=lambda *_: None) -> Built:
 
     import algorithms
     import tasks
+    from harness.allocator import keep_freed_memory
     from harness.config import prompts_per_step, validate_run
     from harness.engines import make_engine
     from harness.models import load_policy, resolve_model
@@ -74,6 +75,7 @@ def build(run, log=lambda *_: None) -> Built:
     from harness.train import load_examples, quiet_lightning
 
     quiet_lightning()
+    keep_freed_memory()  # as run_training does
     torch.set_num_threads(run.threads)
     algo_config = validate_run(run)
     torch.manual_seed(run.seed)

