@@ -23,8 +23,9 @@ glibc's defaults. Nothing happens off glibc.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+
+from harness.heap import c_library
 
 M_TRIM_THRESHOLD = -1  # glibc's malloc.h
 M_MMAP_MAX = -4
@@ -47,12 +48,11 @@ def in_effect() -> bool:
 
 
 def _mallopt() -> bool:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018 -- glibc only: other C libraries' mallopt differ
-    except (OSError, AttributeError):
+    libc = c_library()
+    # glibc only: other C libraries' mallopt take other options
+    if libc is None or not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     trim = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)  # 1 on success
     return bool(mallopt(M_MMAP_MAX, 0) and trim)

@@ -32,11 +32,17 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
-def _load_mallinfo2():
+def c_library():
+    """The process's C library (glibc here), or None where it cannot be loaded."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        function = libc.mallinfo2
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def _load_mallinfo2():
+    function = getattr(c_library(), "mallinfo2", None)
+    if function is None:
         return None
     function.restype = _MallInfo2
     return function

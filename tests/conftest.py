@@ -61,3 +61,14 @@ def vllm_engine_factory():
         return make_engine("vllm", policy, tokenizer, model_dir=model_dir, options=options)
 
     return make
+
+
+@pytest.fixture
+def deterministic_history():
+    """A run history's numbers that the same seed must repeat (not seconds, memory or speed)."""
+    keys = ("train/", "eval/accuracy", "budget/samples", "budget/generated_tokens", "budget/flops")
+
+    def pick(history: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k.startswith(keys)} for row in history]
+
+    return pick

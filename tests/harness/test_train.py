@@ -58,16 +58,12 @@ def test_smoke_run_logs_contract_metrics_to_mlflow_and_json(make_run):
     assert on_disk["environment"]["versions"]["torch"]
 
 
-def test_same_seed_logs_identical_metrics(make_run, tmp_path):
+def test_same_seed_logs_identical_metrics(make_run, tmp_path, deterministic_history):
     records = [run_training(make_run("smoke", algorithm="grpo", seed=1, output_dir=str(tmp_path / f"r{i}")),
                             progress=False) for i in range(2)]
-    deterministic = ("train/", "eval/accuracy", "budget/samples", "budget/generated_tokens", "budget/flops")
-
-    def pick(history):
-        return [{k: v for k, v in row.items() if k.startswith(deterministic)} for row in history]
-
-    assert pick(records[0]["history"]) == pick(records[1]["history"])
-    assert any("train/loss" in row for row in pick(records[0]["history"]))
+    first, second = (deterministic_history(record["history"]) for record in records)
+    assert first == second
+    assert any("train/loss" in row for row in first)
 
 
 def test_evaluation_before_training_is_shared_by_runs_from_the_same_weights(make_run, tmp_path, monkeypatch):
