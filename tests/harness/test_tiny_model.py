@@ -1,10 +1,13 @@
 """The warm start is built in its own process with pinned kernels and threads: the same bytes on
-every x86-64 CPU with AVX2."""
+every build of one machine, and on every machine of one CPU kind (`KNOWN_BUILDS`)."""
 
 import json
 import platform
 
-from harness.tiny_model import REFERENCE_SHA1, TinySpec, _has_avx2, _sha1, build_environment
+import pytest
+
+from harness.tiny_model import (KNOWN_BUILDS, REFERENCE_SHA1, TinySpec, _has_avx2, _sha1, build_environment,
+                                cpu_kind, ensure_tiny)
 
 
 def test_warm_start_was_built_with_pinned_kernels_and_threads(tiny_model_dir):
@@ -18,9 +21,30 @@ def test_warm_start_was_built_with_pinned_kernels_and_threads(tiny_model_dir):
     assert info["sha1"] == _sha1(tiny_model_dir / "model.safetensors")
     if pinned:
         assert info["cpu_capability"] == "AVX2"  # what torch ran, whatever the CPU offers beyond AVX2
-        # The bytes every such CPU builds, Intel's and AMD's (MKL's AVX2 branch built other bytes on
-        # Intel CPUs than on AMD ones): the published reference results start from this warm start.
-        assert info["sha1"] == REFERENCE_SHA1
+
+
+def test_warm_start_is_the_one_this_cpu_kind_builds(tiny_model_dir):
+    """The bytes each CPU kind seen so far built; Intel's are the reference (results/reference starts
+    from them). A kind not in `KNOWN_BUILDS` has no bytes to compare with yet: the skip names them."""
+    assert KNOWN_BUILDS[("GenuineIntel", 6)] == REFERENCE_SHA1
+    sha1 = json.loads((tiny_model_dir / "rlvr_pretrain.json").read_text())["sha1"]
+    kind = cpu_kind()
+    if kind not in KNOWN_BUILDS:
+        pytest.skip(f"no recorded build for CPU kind {kind}: this one built {sha1} (add it to KNOWN_BUILDS)")
+    assert sha1 == KNOWN_BUILDS[kind], f"{kind} built {sha1}"
+
+
+def test_two_builds_write_the_same_bytes(tmp_path, monkeypatch):
+    """A short build twice, each in its own process: the same file, byte for byte."""
+    spec = TinySpec(steps=6, train_examples=400)
+    sha1s = []
+    for i in range(2):
+        monkeypatch.setenv("RLVR_CACHE_DIR", str(tmp_path / f"cache{i}"))
+        path = ensure_tiny(spec, log=lambda *a: None)
+        sha1s.append(json.loads((path / "rlvr_pretrain.json").read_text())["sha1"])
+        assert sha1s[-1] == _sha1(path / "model.safetensors")
+    assert sha1s[0] == sha1s[1]
+    assert sha1s[0] != KNOWN_BUILDS.get(cpu_kind())  # six steps are not the full build
 
 
 def test_build_environment_fixes_threads_whatever_the_caller_set(monkeypatch):
