@@ -1,8 +1,11 @@
 """The offline stage: N reference samples per training prompt (A*-PO's V*, BASIS's prior).
 
-Run once before training and cached per (model, task, N, seed, sampling, prompts). A*-PO and
-BASIS share the cache when those match. Its cost, measured when it ran, is charged to every run
-that uses it: the compute was spent for that run's benefit whether or not the file was reused.
+Run once before training and cached per (model, task, N, seed, sampling, prompts, torch build and
+threads: with other threads the samples can differ, so a run's numbers never depend on whether the
+file was there). A*-PO and BASIS share the cache when those match. Its cost, measured when it ran,
+is charged to every run that uses it: the compute was spent for that run's benefit whether or not
+the file was reused. So the seconds charged are those of the sampling run's machine and load; the
+tests sample into a cache of their own (tests/conftest.py), never the one a comparison charges.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from harness.records import write_json_atomic
 
 
 def cache_key(model_path: str, task: str, n: int, seed: int, params: SamplingParams, ids: list[str]) -> str:
+    import torch
+
     from harness.models import model_fingerprint
 
     fingerprint = json.dumps([model_fingerprint(model_path), task, n, seed, params.temperature, params.top_p, params.max_new_tokens,
-                              hashlib.sha1("\n".join(ids).encode()).hexdigest()])
+                              hashlib.sha1("\n".join(ids).encode()).hexdigest(), torch.__version__,
+                              torch.get_num_threads()])
     return hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
 
 
@@ -41,7 +47,8 @@ def offline_stage(module, examples: list, encode_fn, reward_fn, model_path: str,
     path = cache_dir() / "offline" / f"{cache_key(model_path, task, n, seed, base, ids)}.json"
     if path.exists():
         cached = json.loads(path.read_text())
-        log(f"offline: reusing {n} reference samples x {len(ids)} prompts from {path}")
+        log(f"offline: reusing {n} reference samples x {len(ids)} prompts from {path} "
+            f"(sampled in {cached['cost']['seconds']:.1f} s, the seconds charged)")
         return cached["rewards"], cached["cost"]
     log(f"offline: sampling {n} reference samples x {len(ids)} prompts")
     started = time.perf_counter()

@@ -1,0 +1,33 @@
+"""The offline stage's cache: keyed so that a run's numbers never depend on whether the file was
+there, and kept apart from the tests' own work."""
+
+import os
+from pathlib import Path
+
+import torch
+
+from algorithms.rollout import SamplingParams
+from harness.offline import cache_key
+from harness.paths import cache_dir
+
+
+def test_the_key_names_the_torch_threads(tiny_model_dir):
+    params = SamplingParams(n=8, temperature=1.0, top_p=1.0, max_new_tokens=40, seed=0)
+    before = torch.get_num_threads()
+    keys = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            keys[threads] = cache_key(str(tiny_model_dir), "arithmetic", 8, 0, params, ["a", "b"])
+    finally:
+        torch.set_num_threads(before)
+    assert keys[1] != keys[2]
+    assert cache_key(str(tiny_model_dir), "arithmetic", 8, 0, params, ["a", "b"]) == keys[before]
+
+
+def test_the_tests_sample_into_a_cache_of_their_own(tiny_model_dir):
+    own = cache_dir()
+    assert own.name == "tests-cache" and os.environ["RLVR_CACHE_DIR"] == str(own)
+    assert (own / "models").resolve() == (own.parent / "models").resolve() != (own / "models")
+    assert not (own / "offline").is_symlink() and (own / "offline").resolve() != (own.parent / "offline").resolve()
+    assert Path(tiny_model_dir).is_relative_to(own)  # the warm start is found through the shared link
