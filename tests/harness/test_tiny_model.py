@@ -1,5 +1,5 @@
 """The warm start is built in its own process with pinned kernels and threads: the same bytes on
-every build of one machine, and on every machine of one CPU kind (`KNOWN_BUILDS`)."""
+every build of one machine, and the bytes each CPU kind seen built (`KNOWN_BUILDS`)."""
 
 import json
 import platform
