@@ -11,18 +11,17 @@ from harness.offline import cache_key
 from harness.paths import cache_dir
 
 
-def test_the_key_names_the_torch_threads(tiny_model_dir):
+def test_the_key_names_the_torch_threads(tiny_model_dir, monkeypatch):
+    # The threads as torch reports them (a worker process may refuse to change its own count).
     params = SamplingParams(n=8, temperature=1.0, top_p=1.0, max_new_tokens=40, seed=0)
-    before = torch.get_num_threads()
+    threads_now = torch.get_num_threads()
     keys = {}
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            keys[threads] = cache_key(str(tiny_model_dir), "arithmetic", 8, 0, params, ["a", "b"])
-    finally:
-        torch.set_num_threads(before)
-    assert keys[1] != keys[2]
-    assert cache_key(str(tiny_model_dir), "arithmetic", 8, 0, params, ["a", "b"]) == keys[before]
+    for threads in (threads_now, threads_now + 1):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        keys[threads] = cache_key(str(tiny_model_dir), "arithmetic", 8, 0, params, ["a", "b"])
+    monkeypatch.undo()
+    assert keys[threads_now] != keys[threads_now + 1]
+    assert cache_key(str(tiny_model_dir), "arithmetic", 8, 0, params, ["a", "b"]) == keys[threads_now]
 
 
 def test_the_tests_sample_into_a_cache_of_their_own(tiny_model_dir):
