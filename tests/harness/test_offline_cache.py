@@ -12,7 +12,7 @@ from harness.paths import cache_dir
 
 
 def test_the_key_names_the_torch_threads(tiny_model_dir, monkeypatch):
-    # The threads as torch reports them (a worker process may refuse to change its own count).
+    # The threads as torch reports them (in a test worker, torch.set_num_threads left the count as it was).
     params = SamplingParams(n=8, temperature=1.0, top_p=1.0, max_new_tokens=40, seed=0)
     threads_now = torch.get_num_threads()
     keys = {}
