@@ -225,23 +225,30 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
+def _cpuinfo() -> str | None:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+
+
 def cpu_kind() -> tuple[str, int] | None:
     """(vendor, family) of this machine's CPU as /proc/cpuinfo names them; None where it does not."""
     fields = {}
+    for line in (_cpuinfo() or "").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
         return fields["vendor_id"], int(fields["cpu family"])
-    except (OSError, KeyError, ValueError):
+    except (KeyError, ValueError):
         return None
 
 
 def _has_avx2() -> bool:
-    try:
-        return " avx2" in Path("/proc/cpuinfo").read_text()
-    except OSError:
+    info = _cpuinfo()
+    if info is None:
         return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    return " avx2" in info
 
 
 def warm_start_accuracy(model_dir: Path, eval_limit: int = 500, seed: int = 0) -> dict:

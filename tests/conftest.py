@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -32,7 +31,9 @@ def own_offline_cache():
     the seconds its cached samples took when they were sampled, and samples the tests took beside
     their other work (58 s against 22 s seen) would have been charged to the user's next comparison.
     The warm starts and the evaluations before training stay shared (`models`, `evals`)."""
-    root = Path(os.environ.get("RLVR_CACHE_DIR") or Path.home() / ".cache" / "rlvr-bench")
+    from harness.paths import cache_dir
+
+    root = cache_dir()
     if root.name == TEST_CACHE:  # an xdist worker: the controller set it
         return
     own = root / TEST_CACHE
