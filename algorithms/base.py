@@ -118,13 +118,15 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         self.encode_fn = encode_fn
         self.config = config
         self.seed = seed
-        # The frozen reference lives outside the module tree: never trained, never checkpointed twice.
+        # The frozen reference is kept outside the module's parameters and state dict (never trained,
+        # never checkpointed twice) but follows every move and cast of the module (`_apply`).
         self._reference = [self._frozen_copy(policy)] if self.needs_ref_logp else []
         self.timings: dict[str, float] = {}
         self.step_metrics: dict[str, float] = {}
         self.counters = {"samples": 0, "prompt_tokens": 0, "generated_tokens": 0,
                          "forward_tokens": 0, "train_tokens": 0}
         self.rl_step = 0
+        self.processes = 1  # the process group's size as the last training step saw it
         # Updates skipped because a loss was NaN/inf: total optimizer steps skipped, and how many
         # RL steps in a row had one (the harness stops the run after too many in a row).
         self.nonfinite_skipped = 0
@@ -201,6 +203,18 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
     def reference(self) -> torch.nn.Module:
         return self._reference[0]
 
+    def _apply(self, fn, *args, **kwargs):
+        # `.to(device)`, `.to(dtype)`, `.cuda()`, Lightning's precision casts: the reference goes along.
+        for frozen in self._reference:
+            frozen._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def on_fit_start(self) -> None:
+        # Under bf16 precisions the frozen reference is held in bf16, as verl does (its log-probs are
+        # computed in float32 all the same: `response_logits`).
+        if self._reference and str(self.trainer.precision).startswith("bf16"):
+            self.reference.to(torch.bfloat16)
+
     @contextmanager
     def phase(self, name: str):
         start = time.perf_counter()
@@ -218,8 +232,10 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
     def sampling_params(self, n: int | None = None) -> SamplingParams:
         c = self.config
         # The seed depends on (run seed, step) only, so a resumed run samples what it would have.
+        # Each DDP process its own stream (rank 0's is the one-process run's), so ranks draw independent samples.
+        seed = self.seed * 1_000_003 + self.rl_step + self.global_rank * 7_919_000_003
         return SamplingParams(n=n or self.samples_per_prompt, temperature=c.temperature, top_p=c.top_p,
-                              max_new_tokens=c.max_new_tokens, seed=self.seed * 1_000_003 + self.rl_step)
+                              max_new_tokens=c.max_new_tokens, seed=seed)
 
     def make_batch(self, examples: list) -> tuple[RLBatch, Rollout]:
         """Rollout, reward, the declared log-prob passes, `prepare` and advantages: all but the update."""
@@ -249,6 +265,7 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
 
     def training_step(self, examples: list, batch_idx: int):
         self.timings = {}
+        self.processes = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         batch, rollout = self.make_batch(examples)
         with self.phase("update"):
             stats = self.update(batch)
@@ -263,8 +280,9 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         so the accumulated gradient equals the gradient of the whole mini-batch's loss."""
         # Denominators of the global mini-batch (all processes), so that DDP's gradient average
         # of the processes' losses, each scaled by the number of processes, is the global gradient.
-        sizes = self.all_reduce(torch.tensor([float(mini.response_mask.sum()), float(len(mini))], dtype=torch.float64))
-        max_len = self.all_reduce(torch.tensor(float(mini.response_width)), "max")
+        sizes = self.all_reduce(torch.tensor([float(mini.response_mask.sum()), float(len(mini))], dtype=torch.float64,
+                                             device=self.device))
+        max_len = self.all_reduce(torch.tensor(float(mini.response_width), device=self.device), "max")
         denominators = {"num_tokens": max(float(sizes[0]), 1.0), "num_seqs": float(sizes[1]), "max_len": float(max_len)}
         scale = self.trainer.world_size if self.distributed else 1
         stats: dict[str, float] = {}
@@ -277,7 +295,7 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
                 micro.old_logp = logp.detach()
             loss, micro_stats = self.loss(micro, logp, logits, denominators)
             # All processes agree, so that they skip together (a backward in some only would hang DDP).
-            if not self.all_reduce(torch.tensor(float(torch.isfinite(loss))), "min"):
+            if not self.all_reduce(torch.tensor(float(torch.isfinite(loss)), device=self.device), "min"):
                 # No backward: the caller zeroes what earlier micro-batches accumulated and skips the step.
                 return {"nonfinite": 1.0}
             if self._trainer is not None:
@@ -315,9 +333,11 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         count = skipped = 0
         for _ in range(self.config.epochs):
             # Shuffle whole prompts (their groups or pairs stay together), then split.
-            prompt_order = torch.randperm(prompts, generator=generator) if self.config.mini_batches > 1 else torch.arange(prompts)
+            # Row indices stay on the CPU beside their generator (indexing a device tensor with them is fine).
+            prompt_order = (torch.randperm(prompts, generator=generator, device="cpu") if self.config.mini_batches > 1
+                            else torch.arange(prompts, device="cpu"))
             for mini_prompts in prompt_order.chunk(min(self.config.mini_batches, prompts)):
-                mini_index = (mini_prompts[:, None] * g + torch.arange(g)).reshape(-1)
+                mini_index = (mini_prompts[:, None] * g + torch.arange(g, device="cpu")).reshape(-1)
                 mini_stats = self.accumulate_gradients(batch.select(mini_index))
                 if mini_stats.get("nonfinite"):
                     self.zero_grad(set_to_none=True)  # every optimizer's parameters (PPO's critic too)
@@ -358,7 +378,7 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         metrics["timing_s/step"] = step_seconds
         if self.distributed:  # global values of the train/ metrics; timings stay per process
             keys = sorted(k for k in metrics if k.startswith("train/") and k != "train/nonfinite_skipped")
-            totals = self.all_reduce(torch.tensor([metrics[k] for k in keys], dtype=torch.float64)).tolist()
+            totals = self.all_reduce(torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)).tolist()
             world = self.trainer.world_size
             metrics.update({k: v if k in self.additive_stats else v / world for k, v in zip(keys, totals)})
         for key, value in metrics.items():

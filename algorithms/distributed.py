@@ -42,7 +42,8 @@ class DistributedBatch:
         if not self.distributed:
             return dict(self.counters)
         keys = sorted(k for k in self.counters if not k.startswith("offline_"))
-        totals = self.all_reduce(torch.tensor([float(self.counters[k]) for k in keys], dtype=torch.float64))
+        totals = self.all_reduce(torch.tensor([float(self.counters[k]) for k in keys], dtype=torch.float64,
+                                              device=self.device))
         return {**self.counters, **dict(zip(keys, totals.tolist()))}
 
     def masked_whiten(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

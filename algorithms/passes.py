@@ -48,7 +48,7 @@ class BatchPasses:
             return self._shared_prompt_logits(model, batch)
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     position_ids=batch.position_ids, logits_to_keep=batch.response_width + 1, use_cache=False)
-        return out.logits[:, :-1]
+        return out.logits[:, :-1].float()
 
     def _shares_prompts_in(self, model: torch.nn.Module, batch: RLBatch) -> bool:
         # With gradient checkpointing Hugging Face models return no cache to share.
@@ -64,7 +64,8 @@ class BatchPasses:
         responses = model(input_ids=batch.input_ids[:, p:], attention_mask=batch.attention_mask,
                           position_ids=batch.position_ids[:, p:], past_key_values=cache, use_cache=False)
         # The prompt's last position predicts response token 0; response token t predicts t + 1.
-        return torch.cat([prompt.logits[:, -1:].repeat_interleave(g, dim=0), responses.logits[:, :-1]], dim=1)
+        # float32 whatever the weights' dtype (a no-op in float32): log-probs and losses are computed in it.
+        return torch.cat([prompt.logits[:, -1:].repeat_interleave(g, dim=0), responses.logits[:, :-1]], dim=1).float()
 
     def token_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
         return losses.token_logp(self.response_logits(model, batch), batch.input_ids[:, batch.prompt_width:],
@@ -87,8 +88,8 @@ class BatchPasses:
         return out
 
     @staticmethod
-    def chunks(n: int, size: int) -> list[torch.Tensor]:
-        return [torch.arange(s, min(s + size, n)) for s in range(0, n, size)]
+    def chunks(n: int, size: int, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        return [torch.arange(s, min(s + size, n), device=device) for s in range(0, n, size)]
 
     def micro_batches(self, batch: RLBatch) -> list[tuple[torch.Tensor, RLBatch]]:
         """(rows, micro-batch) pairs that cover the batch: whole groups (or pairs), ordered by their
@@ -97,13 +98,13 @@ class BatchPasses:
         g = self.samples_per_prompt
         longest = batch.response_mask.sum(-1).view(-1, g).max(-1).values
         order = torch.argsort(longest, stable=True)
-        rows = (order[:, None] * g + torch.arange(g)).reshape(-1)
+        rows = (order[:, None] * g + torch.arange(g, device=order.device)).reshape(-1)
         if self.config.micro_batch_tokens > 0:
             prompt_lengths = batch.attention_mask[::g, : batch.prompt_width].sum(-1)
             groups = self.token_budget_groups(prompt_lengths[order].tolist(), longest[order].tolist())
-            spans = [torch.arange(first * g, end * g) for first, end in groups]
+            spans = [torch.arange(first * g, end * g, device=rows.device) for first, end in groups]
         else:
-            spans = self.chunks(len(batch), self.micro_size())
+            spans = self.chunks(len(batch), self.micro_size(), rows.device)
         return [(rows[index], batch.select(rows[index]).compact()) for index in spans]
 
     def token_budget_groups(self, prompt_lengths: list[int], response_lengths: list[int]) -> list[tuple[int, int]]:

@@ -58,6 +58,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], help="Lightning strategy (ddp/fsdp: several processes)")
     p.add_argument("--devices", type=int, help="processes per node under ddp/fsdp")
     p.add_argument("--num-nodes", dest="num_nodes", type=int, help="nodes under ddp/fsdp")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], help="Lightning accelerator (auto: a GPU if one is visible)")
+    p.add_argument("--precision", choices=["32-true", "bf16-mixed", "bf16-true"],
+                   help="Lightning precision (bf16-mixed: fp32 weights, bf16 autocast; bf16-true: bf16 weights)")
     p.add_argument("--no-charge-offline", dest="charge_offline", action="store_const", const=False,
                    help="report offline stages (A*-PO stage 1, BASIS prior) apart instead of charging the budget")
     p.add_argument("--set", dest="algo", action="append", metavar="KEY=VALUE",
@@ -72,7 +75,7 @@ def _run_overrides(args, keys) -> dict:
 
 RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_every",
             "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline",
-            "checkpoint_every", "keep_checkpoint", "strategy", "devices", "num_nodes")
+            "checkpoint_every", "keep_checkpoint", "strategy", "devices", "num_nodes", "accelerator", "precision")
 
 
 def cmd_pretrain(args) -> int:
@@ -90,6 +93,8 @@ def cmd_train(args) -> int:
     overrides.update(algorithm=args.algorithm, seed=args.seed)
     run = load_run_config(args.preset, overrides)
     record = run_training(run, resume=args.resume)
+    if record.get("global_rank", 0) != 0:  # under DDP every process returns; one summary line
+        return 0
     s = record["summary"]
     print(f"{run.algorithm} seed {run.seed}: held-out accuracy {s['accuracy_before']:.3f} -> "
           f"{s['accuracy_after']:.3f} in {s['steps']} steps, {s['wall_s']:.0f}s")

@@ -16,6 +16,8 @@ import yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 STRATEGIES = ("auto", "ddp", "fsdp")
+ACCELERATORS = ("auto", "cpu", "gpu")
+PRECISIONS = ("32-true", "bf16-mixed", "bf16-true")  # Lightning's names
 
 
 @dataclass
@@ -84,6 +86,11 @@ class RunConfig:
     devices: int = 1
     """Processes per node (DDP/FSDP); prompts of a step are sharded across all of them."""
     num_nodes: int = 1
+    accelerator: str = "auto"
+    """Lightning accelerator: auto (a GPU where one is visible, else the CPU) | cpu | gpu."""
+    precision: str = "32-true"
+    """Lightning precision: 32-true | bf16-mixed (fp32 weights, bf16 autocast) | bf16-true (bf16 weights);
+    the frozen reference is kept in bf16 under both bf16 settings, log-probs and losses in float32."""
     per_algorithm: dict = field(default_factory=dict)
     """Overrides by algorithm name, `{grpo: {lr: 1e-4}}`, applied before `algo` to that algorithm
     only (a tuned preset written by `rlvr-bench sweep --export` carries one section per algorithm)."""
@@ -101,6 +108,10 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 1 (or unset), got {getattr(self, name)}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"accelerator must be one of {ACCELERATORS}, got {self.accelerator!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.budget is not None:
             from harness.budget import Budget
 
@@ -233,6 +244,9 @@ def validate_run(run: RunConfig):
     from harness.engines import engine_options
 
     engine_options(run.engine, run.engine_options)
+    from harness.placement import check_strategy, resolve_accelerator
+
+    check_strategy(run.strategy, resolve_accelerator(run.accelerator, run.devices))
     prompts = prompts_per_step(run, algo_config)
     processes = run.devices * run.num_nodes
     if prompts % processes:

@@ -1,9 +1,9 @@
 """The offline stage: N reference samples per training prompt (A*-PO's V*, BASIS's prior).
 
-Run once before training and cached per (model, task, N, seed, sampling, prompts, torch build and
-threads: with other threads the samples can differ, so a run's numbers never depend on whether the
-file was there). A*-PO and BASIS share the cache when those match. Its cost, measured when it ran,
-is charged to every run that uses it: the compute was spent for that run's benefit whether or not
+Run once before training, on the module's device, and cached per (model, task, N, seed, sampling,
+prompts, torch build and threads, device, dtype and precision: with other threads or another
+dtype the samples can differ, so a run's numbers never depend on whether the file was there).
+A*-PO and BASIS share the cache when those match. Its cost, measured when it ran, is charged to every run that uses it: the compute was spent for that run's benefit whether or not
 the file was reused. So the seconds charged are those of the sampling run's machine and load; the
 tests sample into a cache of their own (tests/conftest.py), never the one a comparison charges.
 """
@@ -19,14 +19,16 @@ from harness.paths import cache_dir
 from harness.records import write_json_atomic
 
 
-def cache_key(model_path: str, task: str, n: int, seed: int, params: SamplingParams, ids: list[str]) -> str:
+def cache_key(model_path: str, task: str, n: int, seed: int, params: SamplingParams, ids: list[str],
+              placement: dict) -> str:
+    """`placement`: where the samples are drawn (`harness.placement.placement_key`: device, dtype, precision)."""
     import torch
 
     from harness.models import model_fingerprint
 
     fingerprint = json.dumps([model_fingerprint(model_path), task, n, seed, params.temperature, params.top_p, params.max_new_tokens,
                               hashlib.sha1("\n".join(ids).encode()).hexdigest(), torch.__version__,
-                              torch.get_num_threads()])
+                              torch.get_num_threads(), placement], sort_keys=True)
     return hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
 
 
@@ -44,7 +46,9 @@ def offline_stage(module, examples: list, encode_fn, reward_fn, model_path: str,
         raise ValueError(f"the offline stage needs at least one sample per prompt, got n={n}")
     base = module.sampling_params(n)
     ids = [ex.id for ex in examples]
-    path = cache_dir() / "offline" / f"{cache_key(model_path, task, n, seed, base, ids)}.json"
+    from harness.placement import placement_key
+
+    path = cache_dir() / "offline" / f"{cache_key(model_path, task, n, seed, base, ids, placement_key(module))}.json"
     if path.exists():
         cached = json.loads(path.read_text())
         log(f"offline: reusing {n} reference samples x {len(ids)} prompts from {path} "

@@ -44,25 +44,29 @@ def load_examples(task, split: str, run: RunConfig, limit: int | None) -> list:
         raise ValueError(f"task_options {run.task_options}: not accepted by task {run.task!r} ({err})") from None
 
 
-def before_eval_cache(run: RunConfig, model_path: str, engine, data: dict, eval_kwargs: dict) -> Path:
+def before_eval_cache(run: RunConfig, model_path: str, data: dict, eval_kwargs: dict, accelerator: str) -> Path:
     """Where the evaluation before training is kept for the runs that start from the same weights
     (:class:`harness.callbacks.EvalCallback`): keyed on the weights' files, the engine and its
-    options, the held-out examples, the prompts, the sampling and the torch build and threads."""
+    options, the held-out examples, the prompts, the sampling, the torch build and threads, and
+    where it runs (device kind, the weights' dtype, the precision)."""
     import hashlib
     import json
 
+    from harness.engines import resolve_engine
     from harness.models import model_fingerprint
     from harness.paths import cache_dir
 
-    key = json.dumps([model_fingerprint(model_path), type(engine).__name__, run.engine_options, run.task,
+    placement = {"device": "cuda" if accelerator == "gpu" else "cpu",
+                 "dtype": "bfloat16" if run.precision == "bf16-true" else "float32", "precision": run.precision}
+    key = json.dumps([model_fingerprint(model_path), resolve_engine(run.engine), run.engine_options, run.task,
                       data["eval"]["sha256"], run.prompt_style, eval_kwargs, torch.__version__,
-                      torch.get_num_threads()], sort_keys=True, default=str)
+                      torch.get_num_threads(), placement], sort_keys=True, default=str)
     return cache_dir() / "evals" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
 def run_offline_stage(module, run: RunConfig, examples, encode_fn, reward_fn, model_path, parameters,
                       recorder, log) -> list:
-    """Stage 1 before training; returns the training examples to keep."""
+    """Stage 1 before training (once the module is on its device); returns the training examples to keep."""
     from harness.offline import charge, offline_stage
 
     rewards, cost = offline_stage(module, examples, encode_fn, reward_fn, model_path, run.task, run.seed, log=log)
@@ -78,7 +82,8 @@ def run_offline_stage(module, run: RunConfig, examples, encode_fn, reward_fn, mo
 
 
 def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn, model_path, recorder, log):
-    """The value diagnostic's probe set, its reference samples (never charged) and its callback."""
+    """The value diagnostic's probe set and its callback, and the job that draws its reference
+    samples (never charged) once the module is on its device."""
     from harness.diagnostic import DIAG_OFFLINE_SAMPLES, ValueDiagnosticCallback
     from harness.offline import offline_stage
 
@@ -86,12 +91,17 @@ def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn
     # The module's own M when it has an offline stage, so an ablation of M shows in the diagnostic.
     n = module.offline_samples_per_prompt() or DIAG_OFFLINE_SAMPLES
     log(f"diag: value diagnostic every {run.diag_every} steps on {len(probe)} probe prompts (not charged)")
-    rewards, cost = offline_stage(module, probe, encode_fn, reward_fn, model_path, run.task, run.seed, log=log, n=n)
-    recorder.log({"timing_s/diag_offline": cost["seconds"]}, 0)
     c = module.config
-    return ValueDiagnosticCallback(recorder, task, probe, encode_fn, rewards, every=run.diag_every,
-                                   mc_samples=run.diag_mc_samples, seed=run.seed * 1_000_003 + 700_000,
-                                   temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
+    callback = ValueDiagnosticCallback(recorder, task, probe, encode_fn, {}, every=run.diag_every,
+                                       mc_samples=run.diag_mc_samples, seed=run.seed * 1_000_003 + 700_000,
+                                       temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
+
+    def sample_reference(module) -> None:
+        rewards, cost = offline_stage(module, probe, encode_fn, reward_fn, model_path, run.task, run.seed, log=log, n=n)
+        recorder.log({"timing_s/diag_offline": cost["seconds"]}, 0)
+        callback.offline_rewards = rewards
+
+    return callback, sample_reference
 
 
 def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbacks: list | None = None,
@@ -121,31 +131,35 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     )
     from harness.allocator import keep_freed_memory
     from harness.config import validate_run
-    from harness.engines import make_engine
+    from harness.engines import engine_params, make_engine, resolve_engine
     from harness.environment import environment
     from harness.heap import process_heap_peak, watch
     from harness.models import load_policy, resolve_model
+    from harness.placement import ProcessSetup, resolve_accelerator, trainer_devices, trainer_precision
     from harness.records import command_line, examples_checksum, run_path, write_json_atomic
 
     quiet_lightning()
-    keep_freed_memory()  # before the model's first allocations
-    process_heap_peak().reset()  # this run's peak, from its start (offline stage included)
+    algo_config = validate_run(run)  # before any work: a setting that cannot run here writes nothing
+    accelerator = resolve_accelerator(run.accelerator, run.devices)
+    on_cpu = accelerator == "cpu"
+    if on_cpu:  # glibc's heap: the CPU's memory tools only (harness.allocator, harness.heap)
+        keep_freed_memory()  # before the model's first allocations
+        process_heap_peak().reset()  # this run's peak, from its start (offline stage included)
     if run.threads:
         torch.set_num_threads(run.threads)
     algo_cls = algorithms.get(run.algorithm)
-    algo_config = validate_run(run)
     budget = Budget.parse(run.budget) if run.budget else None
     task = tasks.get(run.task)
     L.seed_everything(run.seed, workers=True, verbose=False)
 
     model_path = resolve_model(run.model, log=log)
     tokenizer, policy = load_policy(model_path)
-    watch(policy)  # the CPU's peak memory figure (harness.heap); its reference copy inherits the hook
+    if on_cpu:
+        watch(policy)  # the CPU's peak memory figure (harness.heap); its reference copy inherits the hook
     train_examples = load_examples(task, "train", run, run.train_limit)
     eval_examples = load_examples(task, "test", run, run.eval_limit)
     data = {"data_dir": run.data_dir, "train": examples_checksum(train_examples),
             "eval": examples_checksum(eval_examples)}
-    engine = make_engine(run.engine, policy, tokenizer, model_dir=model_path, options=run.engine_options)
 
     def encode_fn(examples):
         return encode_prompts(tokenizer, [ex.prompt for ex in examples], run.prompt_style)
@@ -153,12 +167,13 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     def reward_fn(texts, examples):
         return [v.score for v in task.reward_many(texts, examples)]
 
-    module = algo_cls(policy, tokenizer, engine, reward_fn, encode_fn, algo_config, seed=run.seed)
+    # The engine is built per process once Lightning has started them (harness.placement).
+    module = algo_cls(policy, tokenizer, None, reward_fn, encode_fn, algo_config, seed=run.seed)
     tags = {"algorithm": run.algorithm, "seed": str(run.seed), "task": run.task, "model": run.model,
-            "engine": type(engine).__name__.removesuffix("Engine").lower(), "budget_kind": budget.kind if budget else "steps",
+            "engine": resolve_engine(run.engine), "budget_kind": budget.kind if budget else "steps",
             "prompt_version": PROMPT_VERSION, **(extra_tags or {})}
     params = as_params(run, algo_config)
-    params.update(engine.describe() if hasattr(engine, "describe") else {})
+    params.update(engine_params(run.engine, run.engine_options))
     ckpt_path = checkpoint_path(run)
     saved = None
     if resume and ckpt_path.exists():
@@ -170,6 +185,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     same_tracking = saved is not None and saved["run"]["tracking_uri"] == run.tracking()
     logger = make_logger(run, tags, run_id=saved["run"]["mlflow_run_id"] if same_tracking else None)
     env = environment()
+    env["heap_watch"] = on_cpu and process_heap_peak().peak_gb() is not None  # harness.heap in effect
     if not same_tracking:  # a resumed MLflow run has its params already
         logger.log_hyperparams({**params, "model_path": model_path, "prompt_version": PROMPT_VERSION, "git_commit": env["git_commit"],
                                 "command": " ".join(command_line()), "data.train_sha256": data["train"]["sha256"],
@@ -178,40 +194,54 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     parameters = sum(p.numel() for p in policy.parameters())
     recorder = RunRecorder(logger, parameters)
     resumed_at = list(saved["run"]["resumed_at"]) if saved else []
+    prompt_data = PromptData(train_examples, prompts_per_step(run, algo_config), run.seed)
+    before_training = []  # jobs run once the module is on its device, before the first evaluation
     if saved is not None:
         # Weights, counters and offline results now; optimizers and RNGs once the Trainer has built them.
         module.load_state_dict(saved["module"])
         module.load_training_state(saved["training"])
-        engine.load_weights(module.policy)
         recorder.load_state(saved["run"]["recorder"])
         kept = set(saved["run"]["train_ids"])
-        train_examples = [ex for ex in train_examples if ex.id in kept]
+        prompt_data.examples = [ex for ex in train_examples if ex.id in kept]
         resumed_at.append(module.rl_step)
     elif module.needs_offline_values:
-        train_examples = run_offline_stage(module, run, train_examples, encode_fn, reward_fn, model_path,
-                                           parameters, recorder, log)
+        def offline(module) -> None:
+            prompt_data.examples = run_offline_stage(module, run, prompt_data.examples, encode_fn, reward_fn,
+                                                     model_path, parameters, recorder, log)
+
+        before_training.append(offline)
+    prompt_data.start_step = module.rl_step
     eval_kwargs = {"samples": run.eval_samples, "temperature": run.eval_temperature, "seed": run.seed + 12345,
                    "max_new_tokens": run.eval_max_new_tokens or algo_config.max_new_tokens}
     eval_callback = EvalCallback(recorder, task, eval_examples, encode_fn, every=run.eval_every,
-                                 before_cache=before_eval_cache(run, model_path, engine, data, eval_kwargs),
+                                 before_cache=before_eval_cache(run, model_path, data, eval_kwargs, accelerator),
                                  **eval_kwargs)
-    callbacks = [TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
+
+    def build_engine(module, rank: int):
+        # Each process its own engine seed; the weights are the module's own, wherever they are now.
+        return make_engine(run.engine, module.policy, tokenizer, model_dir=model_path, options=run.engine_options,
+                           seed=rank)
+
+    setup = ProcessSetup(build_engine, before_training)
+    callbacks = [setup, TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
     callbacks += list(extra_callbacks or [])
     if run.diag_every > 0:
-        callbacks.append(value_diagnostic_callback(module, run, task, encode_fn, reward_fn, model_path, recorder, log))
-    train_ids = [ex.id for ex in train_examples]
+        diag_callback, sample_reference = value_diagnostic_callback(module, run, task, encode_fn, reward_fn,
+                                                                    model_path, recorder, log)
+        callbacks.append(diag_callback)
+        setup.before_training.append(sample_reference)
 
     def run_state() -> dict:
         return {"params": params, "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
-                "train_ids": train_ids, "resumed_at": resumed_at, "recorder": recorder.state()}
+                "train_ids": [ex.id for ex in prompt_data.examples], "resumed_at": resumed_at,
+                "recorder": recorder.state()}
 
     callbacks.append(CheckpointCallback(ckpt_path, run.checkpoint_every, run_state, resume_state=saved,
                                         max_nonfinite_steps=run.max_nonfinite_steps))  # last: sees the whole step
-    prompt_data = PromptData(train_examples, prompts_per_step(run, algo_config), run.seed, start_step=module.rl_step)
-    # strategy auto: one process; ddp/fsdp: devices x num_nodes processes, each with its share of
-    # every step's prompts (PromptData), budgets summed and metrics logged once (rank 0).
-    trainer = L.Trainer(accelerator="cpu", strategy=run.strategy, devices=run.devices if run.strategy != "auto" else 1,
-                        num_nodes=run.num_nodes, max_epochs=-1, max_steps=-1, logger=logger,
+    # strategy auto: one process; ddp: devices x num_nodes processes, each with its share of every
+    # step's prompts (PromptData), budgets summed and metrics logged once (rank 0).
+    trainer = L.Trainer(accelerator=accelerator, strategy=run.strategy, devices=trainer_devices(run, accelerator),
+                        **trainer_precision(run.precision), num_nodes=run.num_nodes, max_epochs=-1, max_steps=-1, logger=logger,
                         callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=progress, num_sanity_val_steps=0, limit_val_batches=0,
                         log_every_n_steps=1, use_distributed_sampler=False)
@@ -225,6 +255,9 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         "nonfinite_skipped": module.nonfinite_skipped,
         "wall_s": time.perf_counter() - started,
         "parameters": parameters,
+        "processes": trainer.world_size,
+        "processes_in_training_step": module.processes,
+        "parameters_in_sync": setup.parameters_in_sync,
     }
     final = dict(recorder.latest)
     record = {
@@ -237,6 +270,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         "diag_curve": recorder.diag_curve, "history": recorder.history,
         "faults": {"nonfinite_skipped": module.nonfinite_skipped, "resumed_at_steps": resumed_at,
                    "tracking": logger.status()},
+        "global_rank": trainer.global_rank,
     }
     if not trainer.is_global_zero:
         return record

@@ -57,8 +57,21 @@ def engine_options(name: str, options: dict | None):
     return VLLMOptions(**options)
 
 
-def make_engine(name: str, model, tokenizer, model_dir: str | None = None, options: dict | None = None):
-    """An engine sampling from `model`'s current weights; `model_dir` is its saved folder (vLLM loads it)."""
+def engine_params(name: str, options: dict | None) -> dict:
+    """The engine's resolved options as run params (`engine_options.*`; the hf engine records none)."""
+    from dataclasses import asdict, is_dataclass
+
+    resolved = engine_options(name, options)
+    return {f"engine_options.{k}": v for k, v in asdict(resolved).items()} if is_dataclass(resolved) else {}
+
+
+def make_engine(name: str, model, tokenizer, model_dir: str | None = None, options: dict | None = None,
+                seed: int = 0):
+    """An engine sampling from `model`'s current weights; `model_dir` is its saved folder (vLLM loads it).
+
+    Under DDP, build it once the processes' group exists (each process its own engine; vLLM joins
+    the group) and give each process its own `seed` (vLLM's engine seed; the HF engine is seeded
+    per request by the module's per-rank sampling seeds)."""
     name = resolve_engine(name)
     if name == "hf":
         from harness.engines.hf import HFEngine
@@ -69,5 +82,5 @@ def make_engine(name: str, model, tokenizer, model_dir: str | None = None, optio
 
         if model_dir is None:
             raise ValueError("--engine vllm needs the policy's saved folder (model_dir)")
-        return VLLMEngine(model_dir, tokenizer, policy=model, options=engine_options(name, options))
+        return VLLMEngine(model_dir, tokenizer, policy=model, options=engine_options(name, options), seed=seed)
     raise ValueError(f"--engine {name!r} is not one of {ENGINES}")

@@ -55,6 +55,31 @@ def vllm_available() -> bool:
     return True
 
 
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group this process is in; (0, 1) outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _executor_kwargs() -> dict:
+    """One engine per training process. Inside a group of several (Lightning's DDP), vLLM's
+    `external_launcher` executor joins that group (TRL's colocate mode): the plain in-process executor
+    would build a world of its own, and built before Lightning it becomes the default group and
+    every rank trains alone. vLLM reads the group's coordinates from the environment."""
+    rank, world = process_group()
+    if world == 1:
+        return {}
+    local_rank = int(os.environ.get("LOCAL_RANK", rank % max(torch.cuda.device_count(), 1)))
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local_rank))
+    if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+        raise ValueError("--engine vllm with --strategy ddp: MASTER_ADDR and MASTER_PORT are not set; "
+                         "vLLM's external_launcher executor joins the training processes' group through them")
+    return {"distributed_executor_backend": "external_launcher"}
+
+
 def _start_llm(model_dir: str, options: VLLMOptions, seed: int):
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     try:
@@ -65,7 +90,10 @@ def _start_llm(model_dir: str, options: VLLMOptions, seed: int):
     on_gpu = torch.cuda.is_available()
     kwargs = dict(model=model_dir, tokenizer=model_dir, seed=seed, enforce_eager=options.enforce_eager,
                   tensor_parallel_size=options.tensor_parallel_size, max_model_len=options.max_model_len,
-                  logprobs_mode="processed_logprobs", enable_prefix_caching=True)
+                  logprobs_mode="processed_logprobs", enable_prefix_caching=True, **_executor_kwargs())
+    if "distributed_executor_backend" in kwargs and options.tensor_parallel_size != 1:
+        raise ValueError("--engine vllm with --strategy ddp: engine_options.tensor_parallel_size must be 1 "
+                         "(each training process runs its own engine on its own device)")
     if on_gpu:
         kwargs.update(dtype=options.dtype, gpu_memory_utilization=options.gpu_memory_utilization)
     else:
@@ -91,8 +119,8 @@ def model_max_len(model_dir: str) -> int:
 
 
 def shared_llm(model_dir: str, options: VLLMOptions, seed: int = 0):
-    """The process's `vllm.LLM` for this folder and options, started on first use."""
-    key = (os.path.realpath(model_dir), options)
+    """The process's `vllm.LLM` for this folder, options and seed, started on first use."""
+    key = (os.path.realpath(model_dir), options, seed, process_group())
     if key not in _ENGINES:
         _ENGINES[key] = _start_llm(model_dir, options, seed)
     return _ENGINES[key]
@@ -105,10 +133,10 @@ def request_seed(seed: int, index: int) -> int:
 
 class VLLMEngine:
     def __init__(self, model_dir: str, tokenizer, policy: torch.nn.Module | None = None,
-                 options: VLLMOptions | None = None):
+                 options: VLLMOptions | None = None, seed: int = 0):
         self.tokenizer = tokenizer
         self.options = options or VLLMOptions()
-        self.llm = shared_llm(model_dir, self.options)
+        self.llm = shared_llm(model_dir, self.options, seed)
         if policy is not None:  # a reused engine may hold another run's weights
             self.load_weights(policy)
 
