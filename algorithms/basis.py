@@ -146,9 +146,9 @@ def fold_assignment(batch_size: int, folds: int = 2, seed: int = 0,
     Drawn with a CPU ``torch.Generator`` so that every device and rank gets the same folds.
     """
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(batch_size, generator=generator)
-    fold_ids = torch.empty(batch_size, dtype=torch.long)
-    fold_ids[order] = torch.arange(batch_size) % folds
+    order = torch.randperm(batch_size, generator=generator, device="cpu")
+    fold_ids = torch.empty(batch_size, dtype=torch.long, device="cpu")
+    fold_ids[order] = torch.arange(batch_size, device="cpu") % folds
     return fold_ids.to(device)
 
 

@@ -89,6 +89,24 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def build_batch(rollout: Rollout, rewards: list[float], pad_id: int, samples_per_prompt: int,
                 device: torch.device | str = "cpu") -> RLBatch:
+    # Filled from Python lists on the CPU, then moved to the module's device once.
+    with torch.device("cpu"):
+        cpu = _cpu_tensors(rollout, rewards, pad_id)
+    input_ids, attention, response_mask, sample_logp, rewards_t, prompt_width = cpu
+    n = len(rollout)
+    return RLBatch(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=positions(attention).to(device),
+        response_mask=response_mask.to(device),
+        rewards=rewards_t.to(device),
+        sample_logp=sample_logp.to(device),
+        prompt_width=prompt_width,
+        prompt_index=torch.arange(n, device=device) // samples_per_prompt,
+    )
+
+
+def _cpu_tensors(rollout: Rollout, rewards: list[float], pad_id: int) -> tuple:
     n = len(rollout)
     prompt_width = max(len(p) for p in rollout.prompt_ids)
     response_width = max(1, max(len(c) for c in rollout.completion_ids))
@@ -107,14 +125,4 @@ def build_batch(rollout: Rollout, rewards: list[float], pad_id: int, samples_per
             attention[i, prompt_width:end] = 1
             response_mask[i, : len(completion)] = 1.0
             sample_logp[i, : len(logp)] = torch.tensor(logp, dtype=torch.float32)
-    position_ids = positions(attention)
-    return RLBatch(
-        input_ids=input_ids.to(device),
-        attention_mask=attention.to(device),
-        position_ids=position_ids.to(device),
-        response_mask=response_mask.to(device),
-        rewards=torch.tensor(rewards, dtype=torch.float32, device=device),
-        sample_logp=sample_logp.to(device),
-        prompt_width=prompt_width,
-        prompt_index=torch.arange(n, device=device) // samples_per_prompt,
-    )
+    return input_ids, attention, response_mask, sample_logp, torch.tensor(rewards, dtype=torch.float32), prompt_width
