@@ -229,11 +229,12 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch  # a list of task examples: nothing to move
 
-    def sampling_params(self, n: int | None = None) -> SamplingParams:
+    def sampling_params(self, n: int | None = None, rank: int | None = None) -> SamplingParams:
         c = self.config
-        # The seed depends on (run seed, step) only, so a resumed run samples what it would have.
-        # Each DDP process its own stream (rank 0's is the one-process run's), so ranks draw independent samples.
-        seed = self.seed * 1_000_003 + self.rl_step + self.global_rank * 7_919_000_003
+        # The seed depends on (run seed, step, rank) only, so a resumed run samples what it would have;
+        # each DDP process (`rank`, default its own) has its own stream, rank 0's the one-process run's.
+        rank = self.global_rank if rank is None else rank
+        seed = self.seed * 1_000_003 + self.rl_step + rank * 7_919_000_003
         return SamplingParams(n=n or self.samples_per_prompt, temperature=c.temperature, top_p=c.top_p,
                               max_new_tokens=c.max_new_tokens, seed=seed)
 

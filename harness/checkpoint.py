@@ -8,7 +8,8 @@ makes a resumed run continue the same trajectory as one never interrupted:
 - the module's weights (policy, and critic for PPO) and every optimizer's state;
 - the algorithm's training state (step, budget counters, BASIS's prior and calibration, A*-PO's
   V*; see `RLModule.training_state`) and the training prompts kept after the offline stage;
-- the RNGs (python, numpy, torch CPU and CUDA, the rollout engine's if it has one);
+- every process's RNGs (python, numpy, torch CPU and the current CUDA device; the rollout engine's
+  if it has one), each process restoring its own;
 - the recorder (metric history, eval and diagnostic curves, time counters) and the MLflow run id.
 
 The data position needs no state of its own: `PromptSampler` draws step k's prompts as a function
@@ -102,8 +103,19 @@ def rng_state() -> dict:
              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
                        "has_gauss": int(has_gauss), "cached": float(cached)}}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()  # the current device: each DDP process has its own
     return state
+
+
+def all_rng_states() -> list[dict]:
+    """Every process's `rng_state()`, in rank order (a collective under DDP; one entry otherwise)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [rng_state()]
+    states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
 
 
 def set_rng_state(state: dict) -> None:
@@ -112,7 +124,12 @@ def set_rng_state(state: dict) -> None:
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"], n["cached"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        # A list: the format before per-process states (every device's); else this process's device.
+        if isinstance(cuda, list):
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            torch.cuda.set_rng_state(cuda)
 
 
 def _python_tuple(value):
@@ -139,6 +156,8 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a checkpoint of format {FORMAT}")
     state["rng"]["python"] = _python_tuple(state["rng"]["python"])
+    for each in state.get("rng_per_process") or []:
+        each["python"] = _python_tuple(each["python"])
     return state
 
 
@@ -165,22 +184,24 @@ class CheckpointCallback(L.Callback):
         self.resume_state, self.max_nonfinite_steps = resume_state, max_nonfinite_steps
         self.saved_step = -1
 
-    def state(self, trainer, module, finished: bool, counters: dict) -> dict:
+    def state(self, trainer, module, finished: bool, counters: dict, rngs: list[dict]) -> dict:
         engine_state = getattr(module.engine, "state_dict", None)
         return {
             "format": FORMAT,
             "module": module.state_dict(),
             "optimizers": [optimizer.state_dict() for optimizer in trainer.optimizers],
             "training": {**module.training_state(), "counters": counters},
-            "rng": rng_state(),
+            "rng": rngs[0],
+            "rng_per_process": rngs,
             "engine": engine_state() if callable(engine_state) else None,
             "run": {**self.run_state(), "finished": finished},
         }
 
     def save(self, trainer, module, finished: bool = False) -> None:
         counters = module.global_counters()  # under DDP a collective: every process gets here
+        rngs = all_rng_states()  # a collective too
         if trainer.is_global_zero:
-            save_checkpoint(self.path, self.state(trainer, module, finished, counters))
+            save_checkpoint(self.path, self.state(trainer, module, finished, counters, rngs))
             flush = getattr(trainer.logger, "flush", None)
             if callable(flush):
                 flush()
@@ -192,7 +213,10 @@ class CheckpointCallback(L.Callback):
             return
         for optimizer, saved in zip(trainer.optimizers, state["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
-        set_rng_state(state["rng"])
+        per_process = state.get("rng_per_process") or []
+        # Each process its own; a checkpoint from another process count restores rank 0's everywhere.
+        same_count = len(per_process) == trainer.world_size
+        set_rng_state(per_process[trainer.global_rank] if same_count else state["rng"])
         if trainer.global_rank != 0:  # the saved counters are the global sums: rank 0 carries them
             module.counters = {k: (v if k.startswith("offline_") else 0) for k, v in module.counters.items()}
         load_engine = getattr(module.engine, "load_state_dict", None)

@@ -24,7 +24,8 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None) -> None:
+def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None,
+                 gpus: list[str] | None = None) -> None:
     import os
 
     from harness.config import RunConfig
@@ -32,7 +33,54 @@ def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = No
 
     if cpus:
         os.sched_setaffinity(0, cpus)  # its own cores: runs side by side do not trade them back and forth
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # its own GPUs (CUDA is not started yet here)
     run_training(RunConfig(**values), progress=False, resume=resume)
+
+
+def launches_processes(run) -> bool:
+    """Whether the run trains in several processes (DDP): Lightning starts the others by running
+    the command line again, so such a run must be a command line of its own (`_start_command`)."""
+    return run.strategy != "auto" and run.devices * run.num_nodes > 1
+
+
+class _Command:
+    """A run as its own `rlvr-bench train` process, with `Process`'s `sentinel`, `join` and `exitcode`."""
+
+    def __init__(self, popen):
+        import os
+
+        self.popen, self.sentinel = popen, os.pidfd_open(popen.pid)
+
+    def join(self) -> None:
+        import os
+
+        self.popen.wait()
+        os.close(self.sentinel)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.returncode
+
+
+def _start_command(run, resume: bool, cpus: list[int] | None, gpus: list[str] | None) -> _Command:
+    """`python -m harness.cli train --preset <the run's resolved config>`: Lightning re-runs that
+    line for the other ranks, which then train this run, not a second comparison."""
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = Path(run.output_dir) / run.experiment / "launch" / f"{run.algorithm}-seed{run.seed}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dataclasses.asdict(run), sort_keys=False))
+    command = [sys.executable, "-m", "harness.cli", "train", "--preset", str(path),
+               "--algorithm", run.algorithm, "--seed", str(run.seed), *(["--resume"] if resume else [])]
+    env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {})}
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None  # its ranks inherit the cores
+    return _Command(subprocess.Popen(command, env=env, preexec_fn=pin))
 
 
 # Imported once by the fork server, not by every run: `import lightning` alone takes ~12 s here
@@ -48,13 +96,15 @@ def _context():
     return context
 
 
-def _start(run, resume: bool, cpus: list[int] | None = None):
+def _start(run, resume: bool, cpus: list[int] | None = None, gpus: list[str] | None = None):
     """One run in a fresh process forked from a server that has the libraries imported: its peak
     memory is its own (ru_maxrss never goes down within a process), and a crash leaves the
-    finished runs of the grid in place."""
+    finished runs of the grid in place. A DDP run is a command line of its own (`_start_command`)."""
     import dataclasses
 
-    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus))
+    if launches_processes(run):
+        return _start_command(run, resume, cpus, gpus)
+    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus, gpus))
     process.start()
     return process
 
@@ -72,6 +122,21 @@ def run_isolated(run, resume: bool = False) -> dict:
     return _finish(_start(run, resume), run)
 
 
+def gpu_slots(workers: int, per_run: int) -> list[list[str]]:
+    """The visible GPUs (their ids as CUDA_VISIBLE_DEVICES names them) split into at most `workers`
+    disjoint sets of `per_run` each; an error naming the flags when not one run's worth is visible."""
+    import os
+
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [i.strip() for i in visible.split(",") if i.strip()] if visible else [str(i) for i in range(torch.cuda.device_count())]
+    ids = ids[:torch.cuda.device_count()]
+    if len(ids) < per_run:
+        raise ValueError(f"--devices {per_run} with --accelerator gpu: {len(ids)} GPU(s) visible")
+    return [ids[i * per_run:(i + 1) * per_run] for i in range(min(workers, len(ids) // per_run))]
+
+
 def core_slots(workers: int) -> list[list[int]]:
     """The process's cores split into `workers` equal, disjoint sets (at least one core each)."""
     import os
@@ -81,14 +146,16 @@ def core_slots(workers: int) -> list[list[int]]:
     return [cores[i * per:(i + 1) * per] for i in range(min(workers, len(cores)))]
 
 
-def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
+def run_side_by_side(pending: list[tuple], workers: int, log=print, gpus_per_run: int = 0) -> dict:
     """Runs `workers` at a time, each in its own process pinned to its own cores with as many torch
-    threads (unless the run sets `threads`). A failed run does not stop the others; the error
-    names every failed run once all have ended. Returns (algorithm, seed) -> record."""
+    threads (unless the run sets `threads`), and with `gpus_per_run` > 0 its own GPUs
+    (CUDA_VISIBLE_DEVICES; no more workers than the GPUs allow). A failed run does not stop the
+    others; the error names every failed run once all have ended. Returns (algorithm, seed) -> record."""
     import dataclasses
     from multiprocessing.connection import wait
 
-    slots = core_slots(workers)  # no more workers than cores
+    gpus = gpu_slots(workers, gpus_per_run) if gpus_per_run else None
+    slots = core_slots(min(workers, len(gpus)) if gpus else workers)  # no more workers than cores
     free = list(range(len(slots)))
     queue = list(pending)
     active: dict = {}
@@ -97,9 +164,9 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
         while queue and free:
             (run, resume), slot = queue.pop(0), free.pop(0)
             run = dataclasses.replace(run, threads=run.threads or len(slots[slot]))
-            log(f"compare: {run.algorithm} seed {run.seed} on cores {slots[slot]} "
-                f"{'resumed from its checkpoint' if resume else ''}...")
-            process = _start(run, resume, slots[slot])
+            where = f"cores {slots[slot]}" + (f", GPUs {','.join(gpus[slot])}" if gpus else "")
+            log(f"compare: {run.algorithm} seed {run.seed} on {where} {'resumed from its checkpoint' if resume else ''}...")
+            process = _start(run, resume, slots[slot], gpus[slot] if gpus else None)
             active[process.sentinel] = (process, run, slot)
         for sentinel in wait(list(active)):
             process, run, slot = active.pop(sentinel)
@@ -165,7 +232,12 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
             pending.append((run, resume))
-    if pending and workers > 1 and isolate:
+    from harness.placement import resolve_accelerator
+
+    on_gpus = resolve_accelerator(first.accelerator, first.devices) == "gpu"
+    # A DDP run re-launches its command line: never this process's own (that would be the comparison).
+    isolate = isolate or any(launches_processes(run) for run, _ in pending)
+    if pending and (workers > 1 or on_gpus) and isolate:
         from harness.models import resolve_model
 
         # Built (the tiny warm start) or converted once, here on every core, not by the first run
@@ -173,8 +245,11 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
         # side by side (no creation race).
         resolve_model(first.model, log=log)
         ensure_experiment(first.tracking(), first.experiment)
-        done.update(run_side_by_side(pending, workers, log))
+        gpus_per_run = (first.devices if first.strategy != "auto" else 1) if on_gpus else 0
+        done.update(run_side_by_side(pending, workers, log, gpus_per_run))
     else:
+        if pending and isolate:
+            ensure_experiment(first.tracking(), first.experiment)  # before a run's processes race to make it
         for run, resume in pending:
             log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
             done[(run.algorithm, run.seed)] = (run_isolated(run, resume) if isolate else

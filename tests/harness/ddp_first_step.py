@@ -51,7 +51,8 @@ def global_rollout(module, examples, encode_fn, reward_fn):
     from harness.checkpoint import PromptSampler
 
     chosen = [examples[i] for i in PromptSampler(len(examples), PROMPTS, seed=0).global_batch(0)]
-    rollout = module.engine.generate(encode_fn(chosen), module.sampling_params())
+    # Every process draws rank 0's global batch (the harness gives each process its own seed).
+    rollout = module.engine.generate(encode_fn(chosen), module.sampling_params(rank=0))
     rewards = reward_fn(rollout.texts, [ex for ex in chosen for _ in range(module.samples_per_prompt)])
     return chosen, rollout, rewards
 
