@@ -29,6 +29,9 @@ from harness.config import RunConfig, load_run_config, validate_run
     ({"engine": "tgi"}, "engine"),
     ({"prompt_style": "fancy"}, "prompt_style"),
     ({"strategy": "deepspeed"}, "strategy"),
+    ({"strategy": "fsdp", "devices": 2}, "--strategy fsdp"),  # refused: nothing accepted and broken
+    ({"accelerator": "tpu"}, "accelerator"),
+    ({"precision": "16-mixed"}, "precision"),
     ({"devices": 0}, "devices"),
     ({"checkpoint_every": -1}, "checkpoint_every"),
     ({"max_nonfinite_steps": 0}, "max_nonfinite_steps"),
