@@ -246,7 +246,8 @@ def validate_run(run: RunConfig):
     engine_options(run.engine, run.engine_options)
     from harness.placement import check_strategy, resolve_accelerator
 
-    check_strategy(run.strategy, resolve_accelerator(run.accelerator, run.devices))
+    check_strategy(run.strategy)
+    resolve_accelerator(run.accelerator, run.devices)  # a GPU asked for where there is none: an error
     prompts = prompts_per_step(run, algo_config)
     processes = run.devices * run.num_nodes
     if prompts % processes:

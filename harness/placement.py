@@ -9,6 +9,7 @@ and every process would train alone), and the offline stage runs in `on_fit_star
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import lightning as L
@@ -23,7 +24,7 @@ def resolve_accelerator(accelerator: str, devices: int = 1) -> str:
     if accelerator == "auto":
         return "gpu" if found else "cpu"
     if accelerator == "gpu" and found == 0:
-        visible = __import__("os").environ.get("CUDA_VISIBLE_DEVICES")
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         detail = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
         raise ValueError(f"--accelerator gpu: no CUDA GPU found on this machine (torch {torch.__version__}, "
                          f"cuda build {torch.version.cuda or 'none'}{detail}); use --accelerator cpu or auto")
@@ -32,7 +33,7 @@ def resolve_accelerator(accelerator: str, devices: int = 1) -> str:
     return accelerator
 
 
-def check_strategy(strategy: str, accelerator: str) -> None:
+def check_strategy(strategy: str) -> None:
     """Strategies this harness runs correctly; refused before any work otherwise."""
     if strategy == "fsdp":
         raise ValueError("--strategy fsdp is not supported: the RL loop clips the full gradient norm, pushes "
@@ -40,7 +41,7 @@ def check_strategy(strategy: str, accelerator: str) -> None:
                          "state dicts, none of which sees a sharded policy yet; use --strategy ddp")
 
 
-def trainer_devices(run, accelerator: str) -> int:
+def trainer_devices(run) -> int:
     """Processes (DDP) or devices of the Trainer: one without a multi-process strategy."""
     return run.devices if run.strategy != "auto" else 1
 

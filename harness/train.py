@@ -240,7 +240,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
                                         max_nonfinite_steps=run.max_nonfinite_steps))  # last: sees the whole step
     # strategy auto: one process; ddp: devices x num_nodes processes, each with its share of every
     # step's prompts (PromptData), budgets summed and metrics logged once (rank 0).
-    trainer = L.Trainer(accelerator=accelerator, strategy=run.strategy, devices=trainer_devices(run, accelerator),
+    trainer = L.Trainer(accelerator=accelerator, strategy=run.strategy, devices=trainer_devices(run),
                         **trainer_precision(run.precision), num_nodes=run.num_nodes, max_epochs=-1, max_steps=-1, logger=logger,
                         callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=progress, num_sanity_val_steps=0, limit_val_batches=0,

@@ -73,10 +73,28 @@ def test_train_under_ddp_is_one_run_in_two_processes(engine, tiny_model_dir, tmp
     assert record["final_metrics"]["budget/samples"] == 64  # 2 steps x 32 samples, summed over both ranks
     runs = mlflow_runs(out, "smoke")
     assert len(runs) == 1 and runs[0].data.metrics["budget/samples"] == 64
-    # Each process's RNG in the checkpoint; the ranks sampled with their own seeds, so the states differ.
+    # Each process's RNGs in the checkpoint (each restores its own: test_each_process_restores_its_own_rng).
     ckpt = torch.load(out / "smoke" / "checkpoints" / "grpo-seed0" / "last.pt", weights_only=True)
-    states = ckpt["rng_per_process"]
-    assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])
+    assert [sorted(state) for state in ckpt["rng_per_process"]] == [sorted(ckpt["rng"])] * 2
+
+
+def test_each_process_restores_its_own_rng():
+    from types import SimpleNamespace
+
+    from harness.checkpoint import CheckpointCallback, rng_state
+
+    states = []
+    for seed in (11, 22):
+        torch.manual_seed(seed)
+        states.append(rng_state())
+    saved = {"optimizers": [], "rng": states[0], "rng_per_process": states, "engine": None}
+    module = SimpleNamespace(counters={"samples": 64}, engine=None, rl_step=2)
+    for rank, world, expected in ((1, 2, 1), (0, 2, 0), (1, 3, 0)):  # another process count: rank 0's
+        torch.manual_seed(0)
+        trainer = SimpleNamespace(optimizers=[], global_rank=rank, world_size=world)
+        CheckpointCallback(Path("unused"), 1, dict, resume_state=saved).on_train_start(trainer, module)
+        assert torch.equal(torch.get_rng_state(), states[expected]["torch"])
+    assert not torch.equal(states[0]["torch"], states[1]["torch"])
 
 
 def test_each_rank_samples_with_its_own_seed_and_rank_0_with_the_one_process_seed(tiny_model_dir):
