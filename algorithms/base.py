@@ -240,7 +240,9 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
 
     def make_batch(self, examples: list) -> tuple[RLBatch, Rollout]:
         """Rollout, reward, the declared log-prob passes, `prepare` and advantages: all but the update."""
-        with self.phase("generate"):
+        # Sampling runs outside bf16-mixed's autocast (which wraps training_step): the engine samples
+        # in its own dtype, as it does in the offline stage and evaluation, and vLLM's ops are its own.
+        with self.phase("generate"), torch.autocast(self.device.type, enabled=False):
             prompt_ids = self.encode_fn(examples)
             rollout = self.engine.generate(prompt_ids, self.sampling_params())
         with self.phase("reward"):

@@ -70,3 +70,16 @@ def test_fsdp_is_refused_before_any_work_naming_the_flag(make_run):
     with pytest.raises(ValueError, match="--strategy fsdp"):
         run_training(run, progress=False)
     assert not Path(run.output_dir).exists()
+
+
+def test_auto_takes_a_gpu_where_one_is_visible_and_too_few_gpus_name_devices(monkeypatch):
+    from harness.placement import resolve_accelerator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_accelerator("auto") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_accelerator("auto") == "gpu" and resolve_accelerator("gpu", 2) == "gpu"
+    assert resolve_accelerator("cpu", 4) == "cpu"
+    with pytest.raises(ValueError, match="--devices 4 with --accelerator gpu: only 2"):
+        resolve_accelerator("gpu", 4)
