@@ -385,7 +385,7 @@ class BASIS(RLModule):
         values, _ = self.global_batch(batch.values)
         return advantages(rewards, values)[mine][:, None] * batch.response_mask  # std over the global batch
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         mask = batch.response_mask
         loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps, c.loss_agg,

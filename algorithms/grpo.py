@@ -78,7 +78,7 @@ class GRPO(RLModule):
         adv = group_advantages(batch.rewards, self.samples_per_prompt, self.config.scale_by_std)
         return adv[:, None] * batch.response_mask
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         mask = batch.response_mask
         policy_loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps,

@@ -192,7 +192,7 @@ class PPO(RLModule):
             advantages = self.masked_whiten(advantages, mask)  # over the global batch under DDP
         return advantages * mask
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         mask = batch.response_mask
         policy_loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps,
