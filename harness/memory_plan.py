@@ -26,7 +26,7 @@ LOGIT_COPIES = 3
 """[tokens, vocab] float32 tensors alive at once in a log-prob pass with gradient: the logits, the
 gradient of their log-softmax and the entropy's softmax."""
 SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
-              "num_key_value_heads", "vocab_size", "tie_word_embeddings")
+              "num_key_value_heads", "vocab_size", "tie_word_embeddings", "attention_bias")
 
 SMOLLM2_SHAPE = {"hidden_size": 576, "num_hidden_layers": 30, "intermediate_size": 1536, "num_attention_heads": 9,
                  "num_key_value_heads": 3, "vocab_size": 49152, "tie_word_embeddings": True}
@@ -42,12 +42,15 @@ class ModelShape:
     num_key_value_heads: int
     vocab_size: int
     tie_word_embeddings: bool = False
+    attention_bias: bool = False
+    """Biases on q, k and v (Qwen2 has them; its config does not say so)."""
 
     @classmethod
     def from_config(cls, config: dict, where: str) -> "ModelShape":
         values = dict(config)
         values.setdefault("num_key_value_heads", values.get("num_attention_heads"))
         values.setdefault("tie_word_embeddings", False)
+        values.setdefault("attention_bias", values.get("model_type") == "qwen2")
         missing = [k for k in SHAPE_KEYS if values.get(k) is None]
         if missing:
             raise ValueError(f"{where}: the model's shape lacks {missing}; needs {list(SHAPE_KEYS)}")
@@ -64,7 +67,9 @@ class ModelShape:
     @property
     def layer_parameters(self) -> int:
         h, i = self.hidden_size, self.intermediate_size
-        attention = h * h * 2 + h * self.kv_size * 2 + h + 2 * self.kv_size  # q, o, k, v (+ biases)
+        attention = h * h * 2 + h * self.kv_size * 2  # q, o, k, v
+        if self.attention_bias:
+            attention += h + 2 * self.kv_size
         return attention + 3 * h * i + 2 * h
 
     @property
@@ -91,7 +96,8 @@ def model_shape(model: str, recorded: dict | None = None) -> tuple[ModelShape, s
 
         spec = TinySpec()
         shape = {"hidden_size": spec.hidden_size, "num_hidden_layers": spec.layers, "num_attention_heads": spec.heads,
-                 "intermediate_size": spec.intermediate_size, "vocab_size": len(build_tokenizer())}
+                 "intermediate_size": spec.intermediate_size, "vocab_size": len(build_tokenizer()),
+                 "tie_word_embeddings": True}  # as harness.tiny_model.build_model
         return ModelShape.from_config(shape, "tiny"), "harness.tiny_model.TinySpec"
     if model == "smollm2-135m":
         return ModelShape.from_config(SMOLLM2_SHAPE, model), "SmolLM2-135M-Instruct's config"
@@ -121,9 +127,16 @@ class Plan:
     def peak_gb(self) -> float:
         return max(self.phase_gb("generate"), self.phase_gb("update"))
 
+    def update_only_gb(self) -> float:
+        """What the update adds to what the run already holds: gradients, activations, logits
+        (the engine's residue aside); what the CPU check measures."""
+        return sum(gb for name, (gb, when) in self.parts.items() if when == "update" and not name.startswith("engine"))
 
-def plan_run(run, algo_config, module_class, shape: ModelShape, device_gb: float) -> Plan:
-    """The per-GPU plan of one run (one process of it under DDP)."""
+
+def plan_run(run, algo_config, module_class, shape: ModelShape, device_gb: float,
+             prompt_tokens: int = ASSUMED_PROMPT_TOKENS) -> Plan:
+    """The per-GPU plan of one run (one process of it under DDP); every response at its longest,
+    `max_new_tokens`, after a prompt of `prompt_tokens`."""
     precision = getattr(run, "precision", "32-true")
     weight_bytes = 2 if precision == "bf16-true" else 4
     activation_bytes = 2 if precision.startswith("bf16") else 4
@@ -149,11 +162,14 @@ def plan_run(run, algo_config, module_class, shape: ModelShape, device_gb: float
         add("critic weights + optimizer", 3 * critic * weight_bytes / GB)
         add("critic gradients", critic * weight_bytes * (2 if processes > 1 else 1) / GB, "update")
     g = c.samples_per_prompt
-    rows = max(g, c.micro_batch_size // g * g)
-    tokens = rows * (ASSUMED_PROMPT_TOKENS + c.max_new_tokens)
+    # A group's prompt runs once (`shared_prompts`), except under checkpointing (no cache to share).
+    shared = c.shared_prompts and g > 1 and not c.gradient_checkpointing
     if c.micro_batch_tokens > 0:
-        tokens = c.micro_batch_tokens
-        rows = max(1, tokens // (ASSUMED_PROMPT_TOKENS + c.max_new_tokens))
+        rows = max(g, c.micro_batch_tokens // (prompt_tokens // g * shared + prompt_tokens * (not shared)
+                                               + c.max_new_tokens) // g * g)
+    else:
+        rows = max(g, c.micro_batch_size // g * g)
+    tokens = (rows // g if shared else rows) * prompt_tokens + rows * c.max_new_tokens
     response_tokens = rows * c.max_new_tokens
     layers = shape.num_hidden_layers
     if c.gradient_checkpointing:
@@ -161,7 +177,7 @@ def plan_run(run, algo_config, module_class, shape: ModelShape, device_gb: float
         notes.append("gradient checkpointing: each layer keeps its input; one layer's activations are recomputed at a time")
     else:
         activations = tokens * layers * shape.layer_activation_values
-    add(f"activations ({rows} rows x {ASSUMED_PROMPT_TOKENS}+{c.max_new_tokens} tokens)",
+    add(f"activations ({rows} rows x {prompt_tokens}+{c.max_new_tokens} tokens{', shared prompts' if shared else ''})",
         activations * activation_bytes / GB, "update")
     if c.logprob_chunk_size > 0:
         logits = LOGIT_COPIES * min(c.logprob_chunk_size, response_tokens) * shape.vocab_size * 4
@@ -185,7 +201,7 @@ def plan_run(run, algo_config, module_class, shape: ModelShape, device_gb: float
         else:
             add("engine (vLLM, never sleeps)", share)
     else:
-        cache_tokens = c.micro_batch_size * (ASSUMED_PROMPT_TOKENS + c.max_new_tokens)
+        cache_tokens = c.micro_batch_size * (prompt_tokens + c.max_new_tokens)
         kv = cache_tokens * layers * 2 * shape.kv_size * activation_bytes
         add("engine (HF generate: KV cache)", kv / GB, "generate")
     add("CUDA context and allocator slack", CUDA_CONTEXT_GB)
@@ -248,3 +264,51 @@ def dry_run(runs: list, gpu_memory_gb: float | None = None, log=print) -> bool:
                  f"logprob_chunk_size {algo_config.logprob_chunk_size}")
         log(format_plan(title, plan, device_gb))
     return every_fits
+
+
+class HeapPeakSampler:
+    """The CPU's measured counterpart: the highest live heap (`harness.heap`) seen after every
+    module's forward, every gradient accumulation and by a thread every `interval_ms` while
+    `active`."""
+
+    def __init__(self, interval_ms: float = 5.0):
+        import threading
+
+        from harness.heap import live_heap_bytes
+
+        self.read = live_heap_bytes
+        self.peak = 0
+        self.active = False
+        self.interval = interval_ms / 1000
+        if interval_ms > 0:
+            threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        import time
+
+        while True:
+            if self.active:
+                self.sample()
+            time.sleep(self.interval)
+
+    def sample(self, *_):
+        live = self.read()
+        if live is not None and live > self.peak:
+            self.peak = live
+
+    def watch(self, model) -> None:
+        for module in model.modules():
+            module.register_forward_hook(self.sample)
+        for parameter in model.parameters():
+            parameter.register_post_accumulate_grad_hook(self.sample)
+
+    def measure(self, fn):
+        """(fn's result, its peak live heap above the heap at its start, in GB)."""
+        start = self.read()
+        self.peak, self.active = start, True
+        try:
+            result = fn()
+        finally:
+            self.active = False
+        self.sample()
+        return result, (self.peak - start) / GB
