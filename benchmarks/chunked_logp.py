@@ -90,7 +90,7 @@ def main() -> None:
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--response-tokens", type=int, default=512)
     p.add_argument("--micro-batch-size", type=int, default=4)
-    p.add_argument("--chunk-sizes", type=int, nargs="+", default=[0, 1024], help="0: whole logits")
+    p.add_argument("--chunk-sizes", type=int, nargs="+", default=[0, 256], help="0: whole logits")
     p.add_argument("--checkpointing", choices=["on", "off"], default="on")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--micro-batches", type=int, default=0, help="only the first N micro-batches (0: all)")
