@@ -220,10 +220,14 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
 
     @contextmanager
     def phase(self, name: str):
+        # CUDA runs asynchronously: without a synchronize a phase's kernels would be timed in the next.
+        synchronize = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        synchronize()
         start = time.perf_counter()
         try:
             yield
         finally:
+            synchronize()
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def configure_optimizers(self):

@@ -77,17 +77,18 @@ class StepChecks(L.Callback):
     """Per step: the peak counters reset at its start (CUDA), finite losses, parameters on the device."""
 
     def __init__(self, device: str):
+        from harness.callbacks import GpuMemory
+
         self.device, self.peaks, self.losses, self.placed = device, [], [], True
+        self.gpu = GpuMemory()  # the run's telemetry does the same
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+        if self.gpu.active(module):
+            self.gpu.start_step()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            self.peaks.append(torch.cuda.max_memory_allocated() / GB)
+        if self.gpu.active(module):
+            self.peaks.append(self.gpu.metrics(module)["perf/max_memory_allocated_gb"])
         self.losses.append(module.step_metrics.get("train/loss", float("nan")))
         models = [module.policy] + list(getattr(module, "_reference", []))
         self.placed &= all(p.device.type == self.device for m in models for p in m.parameters())
