@@ -19,41 +19,9 @@ first one's.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
 import common
-
-
-class PeakSampler:
-    """The highest live heap seen by hooks and a 1 ms sampler thread while active."""
-
-    def __init__(self, interval_ms: float):
-        from harness.heap import live_heap_bytes
-
-        self.read = live_heap_bytes
-        self.peak = 0
-        self.active = False
-        self.interval = interval_ms / 1000
-        if interval_ms > 0:
-            threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while True:
-            if self.active:
-                self.sample()
-            time.sleep(self.interval)
-
-    def sample(self, *_):
-        live = self.read()
-        if live > self.peak:
-            self.peak = live
-
-    def watch(self, model):
-        for module in model.modules():
-            module.register_forward_hook(lambda *_: self.sample())
-        for p in model.parameters():
-            p.register_post_accumulate_grad_hook(lambda *_: self.sample())
 
 
 def build(args):
@@ -84,6 +52,20 @@ def build(args):
     return module, batch
 
 
+def plan_estimate(module, batch) -> float:
+    """The memory plan's update estimate for this micro-batch shape, less the gradients (allocated
+    before the update here)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from harness.memory_plan import model_shape, plan_run
+
+    run = SimpleNamespace(precision="32-true", devices=1, num_nodes=1, engine="hf", engine_options={})
+    config = dataclasses.replace(module.config, max_new_tokens=batch.response_width)
+    plan = plan_run(run, config, type(module), model_shape("smollm2-135m")[0], 80.0, prompt_tokens=batch.prompt_width)
+    return plan.update_only_gb() - plan.parts["gradients"][0]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=8)
@@ -105,7 +87,9 @@ def main() -> None:
     if args.micro_batches:
         rows = torch.cat([r for r, _ in module.micro_batches(batch)[: args.micro_batches]])
         batch = batch.select(rows.sort().values)
-    sampler = PeakSampler(args.sampler_ms)
+    from harness.memory_plan import HeapPeakSampler
+
+    sampler = HeapPeakSampler(args.sampler_ms)
     sampler.watch(module.policy)
     print(f"# GRPO, SmolLM2-135M-Instruct, {args.prompts} prompts x {args.group}, {args.response_tokens}-token "
           f"responses (prompt width {batch.prompt_width}), micro-batches of {args.micro_batch_size} "
@@ -116,23 +100,21 @@ def main() -> None:
         module.config.logprob_chunk_size = chunk
         for q in module.policy.parameters():  # the gradients' storage is there before the update starts
             q.grad = torch.zeros_like(q)
-        start_heap = sampler.read()
-        sampler.peak, sampler.active = start_heap, True
         started = time.perf_counter()
-        stats = module.accumulate_gradients(batch)
+        stats, peak_gb = sampler.measure(lambda: module.accumulate_gradients(batch))
         seconds = time.perf_counter() - started
-        sampler.active = False
         grad = torch.cat([q.grad.flatten() for q in module.policy.parameters() if q.grad is not None])
         if first is None:
             first = (chunk, grad.clone())
         difference = ((grad - first[1]).norm() / first[1].norm()).item()
-        rows.append([chunk or "whole logits", f"{(sampler.peak - start_heap) / 2**30:.3f}",
+        rows.append([chunk or "whole logits", f"{peak_gb:.3f}", f"{plan_estimate(module, batch):.3f}",
                      f"{sampler.peak / 2**30:.3f}", f"{seconds:.1f}", f"{stats['loss']:.6f}", f"{difference:.1e}"])
         print(rows[-1], flush=True)
     base = float(rows[0][1])
     for row in rows:
         row.insert(2, f"{float(row[1]) / base:.2f}")
     print(common.markdown_table(["logprob_chunk_size", "update peak heap GB (above start)", "vs first",
+                                 "plan's estimate GB",
                                  "peak live heap GB", "update s", "loss",
                                  f"gradient rel. diff. vs {first[0] or 'whole logits'}"], rows))
 
