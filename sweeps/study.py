@@ -292,7 +292,9 @@ def run_sweep(settings: SweepSettings, run: RunConfig, preset: str | None = None
     # heartbeat, constant_liar and fail_stale_trials are "experimental" in Optuna; they are relied on here.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     space = load_space(settings.algorithm, settings.space)
-    run = dataclasses.replace(run, algorithm=settings.algorithm)
+    # Trials score on validation carved from the train split: tuning never sees the test examples
+    # that the tuned comparison reports on (harness.splits).
+    run = dataclasses.replace(run, algorithm=settings.algorithm, eval_split="validation")
     check_tracking_uri(run.tracking())
     storage_url = settings.storage or default_storage(run)
     study = open_study(settings, run, storage_url, space, preset, log=log)
