@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.eval_command import add_eval_parser
 
     add_eval_parser(sub)
+
+    from harness.value_table import add_value_table_parser
+
+    add_value_table_parser(sub)
     return parser
 
 
