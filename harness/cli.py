@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="train one algorithm with one seed; evaluate before and after")
-    p.add_argument("--algorithm", default="grpo", help="algorithms.names()")
+    p.add_argument("--algorithm", default="grpo",
+                   help="a registered name (algorithms.names(): a file in algorithms/ or an entry point of "
+                        "the group rlvr_bench.algorithms) or package.module:ClassName")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's last checkpoint (results/<experiment>/checkpoints), if any")

@@ -228,7 +228,8 @@ def validate_run(run: RunConfig):
     from harness.engines import ENGINES
     from harness.prompts import STYLES
 
-    for name, value, known in (("algorithm", run.algorithm, algorithms.names()), ("task", run.task, tasks.names()),
+    algorithms.get(run.algorithm)  # a registered name or package.module:Class; the error lists the names
+    for name, value, known in (("task", run.task, tasks.names()),
                                ("engine", run.engine, ENGINES), ("prompt_style", run.prompt_style, STYLES)):
         if value not in known:
             raise ValueError(f"{name} {value!r} is not one of {list(known)}")

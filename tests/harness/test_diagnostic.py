@@ -15,7 +15,8 @@ from harness.models import load_policy
 from harness.prompts import encode_prompts
 from harness.train import run_training
 
-ESTIMATORS = ("batch_mean", "group_mean_8", "prior", "calibrated", "calibrated_kernel", "a_star_po_v_star")
+ESTIMATORS = ("batch_mean", "group_mean_8", "leave_one_out_8", "prior", "calibrated", "calibrated_kernel", "blue",
+              "online", "online_blue", "a_star_po_v_star")
 
 
 class BernoulliEngine:
@@ -54,6 +55,9 @@ def test_on_heterogeneous_prompts_the_group_and_batch_shared_estimators_beat_the
     assert mse["group_mean_8"] < mse["batch_mean"] / 4
     assert mse["prior"] < mse["batch_mean"] / 4
     assert mse["calibrated"] < mse["batch_mean"] / 4
+    assert mse["leave_one_out_8"] < mse["batch_mean"] / 4
+    assert mse["blue"] < mse["batch_mean"] / 4
+    assert mse["online"] == pytest.approx(mse["prior"], rel=1e-6)  # a fresh online prior is the offline one (float64)
     assert abs(m["diag/mc_value_mean"] - 0.5) < 0.05
 
 
