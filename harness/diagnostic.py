@@ -15,6 +15,7 @@ and never charged to the training budget.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -53,7 +54,8 @@ def value_diagnostic(engine, task, probe_examples: list, encode_fn, offline_rewa
             sample 0 (default: a fresh one started from `offline_rewards`, equal to the prior).
 
     Returns:
-        ``{"diag/value_mse/<estimator>": float, ..., "diag/mc_value_mean": float}`` over
+        ``{"diag/value_mse/<estimator>": float, ..., "diag/mc_value_mean", "diag/mc_samples" (K),
+        "diag/mc_noise" (mean m (1 - m) / (K - 1) over the probe prompts): float}`` over
         `algorithms.estimators.names()` (group ones as `<name>_<group_size>`; `calibrated_kernel`
         only with `embed_fn`, `leave_one_out` only with group_size >= 2).
     """
@@ -87,6 +89,11 @@ def value_diagnostic(engine, task, probe_examples: list, encode_fn, offline_rewa
     metrics = {f"diag/value_mse/{name}": float(((v.to(torch.float64) - mc_value) ** 2).mean())
                for name, v in values.items()}
     metrics["diag/mc_value_mean"] = float(mc_value.mean())
+    # Each MSE above carries the Monte-Carlo value's own variance, mean_i p_i (1 - p_i) / K; its
+    # unbiased estimate, which harness/value_table.py subtracts (nan with one MC rollout).
+    metrics["diag/mc_samples"] = float(mc_samples)
+    metrics["diag/mc_noise"] = (float((mc_value * (1 - mc_value)).mean()) / (mc_samples - 1)
+                                if mc_samples > 1 else math.nan)
     return metrics
 
 

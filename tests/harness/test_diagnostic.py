@@ -61,6 +61,23 @@ def test_on_heterogeneous_prompts_the_group_and_batch_shared_estimators_beat_the
     assert abs(m["diag/mc_value_mean"] - 0.5) < 0.05
 
 
+def test_the_monte_carlo_noise_it_logs_is_what_each_mse_carries_beyond_the_true_error():
+    # A group mean of n = 8 has true MSE p (1 - p) / 8 = .01125 at p = .9 or .1; against an MC value
+    # of K = 8 rollouts it reads about twice that, and the logged noise (.09 / 8) is the excess.
+    p = [0.9, 0.1] * 400
+    engine = BernoulliEngine(p)
+    examples = [SimpleNamespace(id=f"q{i}") for i in range(len(p))]
+    offline_rewards = {ex.id: [1.0, 0.0] for ex in examples}
+    encode = lambda exs: [[int(ex.id[1:])] for ex in exs]  # noqa: E731
+    m = value_diagnostic(engine, MatchTask(), examples, encode, offline_rewards, mc_samples=8, seed=3)
+    assert m["diag/mc_samples"] == 8
+    assert m["diag/mc_noise"] == pytest.approx(0.09 / 8, rel=0.1)
+    assert m["diag/value_mse/group_mean_8"] == pytest.approx(2 * 0.09 / 8, rel=0.15)
+    assert m["diag/value_mse/group_mean_8"] - m["diag/mc_noise"] == pytest.approx(0.09 / 8, rel=0.15)
+    one = value_diagnostic(engine, MatchTask(), examples[:4], encode, offline_rewards, mc_samples=1, seed=3)
+    assert math.isnan(one["diag/mc_noise"])  # one rollout cannot estimate its own variance
+
+
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
     tokenizer, policy = load_policy(str(tiny_model_dir))
@@ -77,7 +94,8 @@ def test_tiny_warm_start_reports_every_estimator(tiny):
     offline_rewards = {ex.id: scores[8 * i: 8 * i + 8] for i, ex in enumerate(examples)}
     m = value_diagnostic(engine, task, examples, encode, offline_rewards, mc_samples=16, seed=1, max_new_tokens=24,
                          embed_fn=policy_embed_fn(policy, tokenizer.pad_token_id, encode))
-    assert set(m) == {f"diag/value_mse/{name}" for name in ESTIMATORS} | {"diag/mc_value_mean"}
+    assert set(m) == {f"diag/value_mse/{name}" for name in ESTIMATORS} | {"diag/mc_value_mean", "diag/mc_samples",
+                                                                          "diag/mc_noise"}
     assert all(math.isfinite(v) and v >= 0 for v in m.values()), m
     assert 0.05 < m["diag/mc_value_mean"] < 0.6  # the warm start solves about a fifth of level 1
     # V* = beta1 * log mean exp(r / beta1) >= the mean reward (Jensen): an optimistic value,
