@@ -124,7 +124,11 @@ def build_table(records: list[dict]) -> dict:
         row["all steps"] = _mean([over_steps(name, s, False) for s in seeds])
         row["training steps"] = _mean([over_steps(name, s, True) for s in seeds])
         rows.append(row)
+    # Where the policy is: the probe prompts' mean Monte-Carlo value at each step (over seeds).
+    values = {step: [float(p["diag/mc_value_mean"]) for r in records for p in r["diag_curve"]
+                     if p["step"] == step and "diag/mc_value_mean" in p] for step in steps}
     table = {"rows": rows, "steps": steps, "seeds": seeds, "mc_samples": ks,
+             "mc_value": {step: _mean(v) for step, v in values.items()},
              "probe": sorted({int(r["config"].get("diag_probe", 0)) for r in records}),
              "algorithms": sorted({r["algorithm"] for r in records})}
     table["headline"] = headline(rows, by_seed, seeds, over_steps)
@@ -203,6 +207,8 @@ def markdown(table: dict) -> str:
     for row in table["rows"]:
         cells = [_fmt(row[c]) for c in (*steps, "all steps", "training steps")]
         lines.append(f"| {row['label']} (`{row['estimator']}`) | " + " | ".join(cells) + " |")
+    lines.append("| *Monte-Carlo value of the policy, probe mean (not an error)* | "
+                 + " | ".join(_fmt(table["mc_value"][s]) for s in table["steps"]) + " | | |")
     return "\n".join(lines) + "\n"
 
 
