@@ -2,10 +2,12 @@
 over the training steps only, the verdict's bar; and a committed table rebuilt from its runs."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
-from harness.value_table import build_table, load_records, markdown, portable
+from harness.value_table import build_table, load_records, markdown, portable, write_value_table
 
 
 
@@ -70,3 +72,22 @@ def test_portable_replaces_machine_paths_everywhere():
     value = {"model_path": "/root/.cache/m", "uri": "sqlite:////work/x/results/mlflow.db", "n": [1, "/work/x/a"]}
     out = portable(value, [("/work/x/", ""), ("/root/", "~/")])
     assert out == {"model_path": "~/.cache/m", "uri": "sqlite:///results/mlflow.db", "n": [1, "a"]}
+
+REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference" / "value-estimation"
+
+
+def test_the_committed_value_table_is_rebuilt_from_the_committed_runs(tmp_path):
+    from harness.report import write_report
+
+    folder = tmp_path / "value-estimation"
+    shutil.copytree(REFERENCE / "runs", folder / "runs")
+    paths = write_value_table(folder)
+    assert paths["md"].read_text() == (REFERENCE / "value-table.md").read_text()
+    assert paths["csv"].read_text() == (REFERENCE / "value-table.csv").read_text()
+    board = write_report("value-estimation", tmp_path, baseline=None)["md"]  # BASIS alone: no baseline
+    assert board.read_text() == (REFERENCE / "leaderboard.md").read_text()
+    verdict = build_table(load_records(folder))["verdict"]["text"]
+    assert verdict in (REFERENCE / "README.md").read_text()  # the README states the table's verdict
+    for path in (REFERENCE / "runs").glob("*.json"):  # no machine-local paths committed
+        text = path.read_text()
+        assert "/root/" not in text and "/work/" not in text and "/home/" not in text
