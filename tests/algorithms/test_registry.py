@@ -31,6 +31,15 @@ def test_a_module_class_path_loads_without_registration():
         algorithms.get("dpo")
 
 
+def test_a_run_names_an_out_of_tree_class_by_its_path():
+    from harness.config import load_run_config, validate_run
+
+    run = load_run_config("smoke", {"algorithm": "algorithms.rloo:RLOO"})
+    assert type(validate_run(run)).__name__ == "RLOOConfig"
+    with pytest.raises(ValueError, match="unknown algorithm 'dpo'"):
+        validate_run(load_run_config("smoke", {"algorithm": "dpo"}))
+
+
 def test_an_installed_entry_point_registers_a_plugin(tmp_path, monkeypatch):
     (tmp_path / "my_plugin.py").write_text(
         "from algorithms.rloo import RLOO\n\nclass MyRLOO(RLOO):\n    pass\n")
