@@ -386,8 +386,11 @@ def blue_shift(values: Tensor, rewards: Tensor, eps: float = 1e-3, inactive: str
     active = (values > eps) & (values < 1.0 - eps)
     weights = torch.where(active, 1.0 / (values * (1.0 - values)).clamp_min(1e-12), torch.zeros_like(values))
     weighted = weights * (rewards - values)
-    others_weight = weights.sum(-1, keepdim=True) - weights
-    others_shift = weighted.sum(-1, keepdim=True) - weighted
+    # Sums over j != i with an exact zero in place i (not total minus own term, whose rounding
+    # would carry r_i): O(B^2), small next to a step.
+    others = 1.0 - torch.eye(values.shape[-1], dtype=values.dtype, device=values.device)
+    others_weight = weights @ others
+    others_shift = weighted @ others
     has_others = others_weight > 0
     shift = torch.where(has_others, others_shift / torch.where(has_others, others_weight, torch.ones_like(values)),
                         torch.zeros_like(values))

@@ -170,17 +170,15 @@ def policy_loss(
     kl_coef: float = 0.0,
     ref_logp: Tensor | None = None,
     kl_kind: str = "k3",
-    *,
-    num_tokens: float | int | Tensor | None = None,
-    num_seqs: float | int | Tensor | None = None,
-    max_len: float | int | Tensor | None = None,
+    **denominators,
 ) -> tuple[Tensor, dict]:
     """The policy loss every clipped-surrogate algorithm shares (GRPO, PPO, BASIS, RLOO, REINFORCE++):
     ``clipped_surrogate + kl_coef * aggregate(kl_penalty(logp, ref_logp, kl_kind))``.
 
     Args:
         logp, old_logp, advantages, mask: ``[B, T]``, as :func:`clipped_surrogate`.
-        clip_eps, mode, num_tokens, num_seqs, max_len: as :func:`clipped_surrogate`.
+        clip_eps, mode: as :func:`clipped_surrogate`.
+        denominators: ``num_tokens``, ``num_seqs``, ``max_len``, as :func:`aggregate`.
         kl_coef: weight of the in-loss KL to the reference (0: no KL term, ``ref_logp`` unused).
         ref_logp: ``[B, T]`` reference log-probs, needed when ``kl_coef > 0``.
         kl_kind: ``"k1"`` | ``"k2"`` | ``"k3"``.
@@ -188,7 +186,6 @@ def policy_loss(
     Returns:
         ``(loss, stats)``: a 0-dim tensor and ``{"policy_loss": float[, "kl_ref": float]}``.
     """
-    denominators = {"num_tokens": num_tokens, "num_seqs": num_seqs, "max_len": max_len}
     loss = clipped_surrogate(logp, old_logp, advantages, mask, clip_eps, mode, **denominators)
     stats = {"policy_loss": float(loss.detach())}
     if kl_coef > 0:
