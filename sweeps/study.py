@@ -119,7 +119,8 @@ def _mlflow_parent(run: RunConfig, name: str, settings: SweepSettings, space) ->
     experiment_id = ensure_experiment(run.tracking(), run.experiment)
     parent = client.create_run(experiment_id, run_name=name, tags={
         "sweep.study": name, "sweep.role": "parent", "algorithm": settings.algorithm,
-        "sweep.objectives": "accuracy,seconds" if settings.multi_objective else "accuracy"})
+        "sweep.objectives": "accuracy,seconds" if settings.multi_objective else "accuracy",
+        "sweep.eval_split": run.eval_split})
     for p in space:
         spec = list(p.choices) if p.distribution == "categorical" else [p.low, p.high]
         client.log_param(parent.info.run_id, f"space.{p.name}", f"{p.distribution} {spec}")

@@ -53,3 +53,15 @@ def test_a_task_without_a_train_split_cannot_carve_validation():
         run_examples(tasks.get("math500"), run)
     with pytest.raises(ValueError, match="eval_split must be one of"):
         RunConfig(eval_split="dev")
+
+
+def test_the_leaderboard_names_the_split_of_its_accuracies():
+    from harness.report import held_out_splits
+
+    old = {"config": {}, "data": {"eval": {"examples": 500}}}  # written before eval_split existed: test
+    carved = {"config": {"eval_split": "validation"}, "data": {"eval": {"examples": 64}}}
+    from_mlflow = {"config": {"eval_split": "validation"}, "data": None}
+    assert held_out_splits([old]) == "`test` (500 examples)"
+    assert held_out_splits([old, carved, from_mlflow]) == (
+        "`test` (500 examples) and `validation` (64 examples) carved from the train split, disjoint from the "
+        "training prompts")

@@ -47,6 +47,7 @@ def test_a_sweeps_trials_never_evaluate_a_test_example(tmp_path, tiny_model_dir,
     study = optuna.load_study(study_name="grpo-smoke-sweep", storage=f"sqlite:///{out / 'sweeps' / 'optuna.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
     assert mlflow.get_run(study.trials[0].user_attrs["mlflow_run_id"]).data.params["eval_split"] == "validation"
+    assert mlflow.get_run(study.user_attrs["mlflow_parent_run_id"]).data.tags["sweep.eval_split"] == "validation"
     assert load_run_config(str(tuned)).eval_split == "test"  # the tuned comparison reports on test
 
 
