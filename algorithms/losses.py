@@ -160,18 +160,9 @@ def clipped_surrogate(
                      max_len=max_len)
 
 
-def policy_loss(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    clip_eps: float = 0.2,
-    mode: str = "token-mean",
-    kl_coef: float = 0.0,
-    ref_logp: Tensor | None = None,
-    kl_kind: str = "k3",
-    **denominators,
-) -> tuple[Tensor, dict]:
+def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float = 0.2,
+                mode: str = "token-mean", kl_coef: float = 0.0, ref_logp: Tensor | None = None,
+                kl_kind: str = "k3", **denominators) -> tuple[Tensor, dict]:
     """The policy loss every clipped-surrogate algorithm shares (GRPO, PPO, BASIS, RLOO, REINFORCE++):
     ``clipped_surrogate + kl_coef * aggregate(kl_penalty(logp, ref_logp, kl_kind))``.
 
