@@ -1,5 +1,5 @@
 """Shared loss math for every algorithm: KL estimators, loss aggregation, the clipped surrogate,
-log-probs from logits.
+log-probs from logits (or, chunked, from hidden states).
 
 Pure functions on tensors, float32 or float64 in, same dtype out, CPU or GPU. Each algorithm
 module imports these instead of re-implementing them.
@@ -19,8 +19,11 @@ positions never reach a result, even when they are inf or NaN.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 KL_KINDS = ("k1", "k2", "k3")
 AGGREGATION_MODES = (
@@ -160,6 +163,34 @@ def clipped_surrogate(
                      max_len=max_len)
 
 
+def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float = 0.2,
+                mode: str = "token-mean", kl_coef: float = 0.0, ref_logp: Tensor | None = None,
+                kl_kind: str = "k3", **denominators) -> tuple[Tensor, dict]:
+    """The policy loss every clipped-surrogate algorithm shares (GRPO, PPO, BASIS, RLOO, REINFORCE++):
+    ``clipped_surrogate + kl_coef * aggregate(kl_penalty(logp, ref_logp, kl_kind))``.
+
+    Args:
+        logp, old_logp, advantages, mask: ``[B, T]``, as :func:`clipped_surrogate`.
+        clip_eps, mode: as :func:`clipped_surrogate`.
+        denominators: ``num_tokens``, ``num_seqs``, ``max_len``, as :func:`aggregate`.
+        kl_coef: weight of the in-loss KL to the reference (0: no KL term, ``ref_logp`` unused).
+        ref_logp: ``[B, T]`` reference log-probs, needed when ``kl_coef > 0``.
+        kl_kind: ``"k1"`` | ``"k2"`` | ``"k3"``.
+
+    Returns:
+        ``(loss, stats)``: a 0-dim tensor and ``{"policy_loss": float[, "kl_ref": float]}``.
+    """
+    loss = clipped_surrogate(logp, old_logp, advantages, mask, clip_eps, mode, **denominators)
+    stats = {"policy_loss": float(loss.detach())}
+    if kl_coef > 0:
+        if ref_logp is None:
+            raise ValueError("policy_loss: kl_coef > 0 needs ref_logp")
+        kl = aggregate(kl_penalty(logp, ref_logp, kl_kind), mask, mode, **denominators)
+        stats["kl_ref"] = float(kl.detach())
+        loss = loss + kl_coef * kl
+    return loss, stats
+
+
 def clip_fraction(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
                   clip_eps: float = 0.2) -> Tensor:
     """Fraction of valid tokens whose surrogate is clipped (zero gradient); a diagnostic.
@@ -282,3 +313,65 @@ def squared_error_mean(residual: Tensor, count: float | int | Tensor | None = No
     count = residual.shape[0] if count is None else count
     count = torch.as_tensor(count, dtype=residual.dtype, device=residual.device).clamp_min(1.0)
     return (residual * residual).sum() / count
+
+
+def _head_logp_entropy(hidden: Tensor, head: Callable[[Tensor], Tensor], tokens: Tensor,
+                       temperature: float, entropy_grad: bool) -> tuple[Tensor, Tensor]:
+    # One chunk: [n, H] -> logits [n, V] (in float32 at least) -> log-prob of `tokens` and entropy.
+    logits = head(hidden)
+    if logits.dtype not in (torch.float32, torch.float64):
+        logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    lse = torch.logsumexp(logits, dim=-1)
+    logp = logits.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1) - lse
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    return logp, entropy
+
+
+def chunked_logp_entropy(hidden: Tensor, head: Callable[[Tensor], Tensor], tokens: Tensor,
+                         temperature: float = 1.0, chunk_size: int = 1024,
+                         entropy_grad: bool = False) -> tuple[Tensor, Tensor]:
+    """Per-token log-probs and entropies from hidden states, the output layer applied a chunk of
+    positions at a time (NeMo-RL's ``logprob_chunk_size``; verl's fused kernels do the same).
+
+    Full-vocabulary logits exist for at most ``chunk_size`` positions at once, in the forward pass
+    and in the backward pass (each chunk is recomputed there from its hidden states), instead of
+    ``[B, T, V]`` logits, their log-softmax and its gradient. Equal to
+    ``token_logp(head(hidden), tokens)`` and ``entropy_from_logits`` up to float rounding.
+
+    Args:
+        hidden: ``[B, T, H]`` final hidden states; position ``t`` predicts ``tokens[:, t]``.
+        head: the output layer, ``[n, H] -> [n, V]`` (a model's ``lm_head``).
+        tokens: ``[B, T]`` integer token ids.
+        temperature: sampling temperature the tokens were drawn at.
+        chunk_size: positions per chunk (> 0).
+        entropy_grad: whether the entropy carries a gradient (an entropy bonus); else detached.
+
+    Returns:
+        ``([B, T], [B, T])`` log-probs and entropies, float32 for half-precision hidden states.
+    """
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    b, t = tokens.shape
+    flat_hidden, flat_tokens = hidden.reshape(b * t, -1), tokens.reshape(b * t)
+    logps, entropies = [], []
+    for start in range(0, b * t, chunk_size):
+        h, tok = flat_hidden[start:start + chunk_size], flat_tokens[start:start + chunk_size]
+        if torch.is_grad_enabled() and (h.requires_grad or any(p.requires_grad for p in _parameters(head))):
+            # Keep only the chunk's hidden states for backward; its logits are computed again there.
+            logp, entropy = checkpoint(_head_logp_entropy, h, head, tok, temperature, entropy_grad,
+                                       use_reentrant=False)
+        else:
+            logp, entropy = _head_logp_entropy(h, head, tok, temperature, entropy_grad)
+        logps.append(logp)
+        entropies.append(entropy if entropy_grad else entropy.detach())
+    if not logps:
+        empty = flat_hidden.new_zeros((b, t), dtype=torch.promote_types(flat_hidden.dtype, torch.float32))
+        return empty, empty
+    return torch.cat(logps).view(b, t), torch.cat(entropies).view(b, t)
+
+
+def _parameters(head) -> list[Tensor]:
+    return list(head.parameters()) if isinstance(head, torch.nn.Module) else []

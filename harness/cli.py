@@ -8,6 +8,7 @@ import sys
 import yaml
 
 from harness.compare import RunFailed
+from harness.config import EVAL_SPLITS
 from harness.tracking import TrackingUnreachable
 
 
@@ -43,6 +44,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples-per-step", dest="samples_per_step", type=int,
                    help="prompts per step = this / the algorithm's samples per prompt")
     p.add_argument("--eval-limit", dest="eval_limit", type=int, help="held-out prompts evaluated")
+    p.add_argument("--eval-split", dest="eval_split", choices=list(EVAL_SPLITS),
+                   help="held-out examples: test, or validation carved from the train split (sweeps: always validation)")
     p.add_argument("--eval-every", dest="eval_every", type=int, help="evaluate every N steps (0: before/after only)")
     p.add_argument("--diag-every", dest="diag_every", type=int,
                    help="value-estimation diagnostic at step 0 and every N steps (0: off; not charged)")
@@ -67,15 +70,28 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="override an algorithm hyperparameter, e.g. --set lr=2e-4 (repeatable)")
 
 
+def _add_plan_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="print the runs, devices, precision, engine options and a per-GPU memory plan; run nothing")
+    p.add_argument("--gpu-memory-gb", dest="gpu_memory_gb", type=float,
+                   help="GPU memory the --dry-run plan is checked against (default: the device's, else 80)")
+
+
 def _run_overrides(args, keys) -> dict:
     values = {k: getattr(args, k, None) for k in keys}
     values["algo"] = key_values(args.algo)
     return values
 
 
-RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_every",
+RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_split", "eval_every",
             "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline",
             "checkpoint_every", "keep_checkpoint", "strategy", "devices", "num_nodes", "accelerator", "precision")
+
+
+def _dry_run(runs: list, args) -> int:
+    from harness.memory_plan import dry_run
+
+    return 0 if dry_run(runs, args.gpu_memory_gb) else 1
 
 
 def cmd_pretrain(args) -> int:
@@ -92,6 +108,8 @@ def cmd_train(args) -> int:
     overrides = _run_overrides(args, RUN_KEYS)
     overrides.update(algorithm=args.algorithm, seed=args.seed)
     run = load_run_config(args.preset, overrides)
+    if args.dry_run:
+        return _dry_run([run], args)
     record = run_training(run, resume=args.resume)
     if record.get("global_rank", 0) != 0:  # under DDP every process returns; one summary line
         return 0
@@ -105,6 +123,13 @@ def cmd_compare(args) -> int:
     from harness.compare import run_comparison
 
     overrides = _run_overrides(args, RUN_KEYS)
+    if args.dry_run:
+        from harness.compare import grid
+        from harness.config import load_run_config
+
+        names, seeds = grid(args.preset or "default", args.algorithms, args.seeds)
+        return _dry_run([load_run_config(args.preset or "default", {**overrides, "algorithm": name, "seed": seed})
+                         for name in names for seed in seeds], args)
     run_comparison(args.preset or "default", overrides, algorithms=args.algorithms, seeds=args.seeds,
                    workers=args.workers)
     return 0
@@ -120,11 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="train one algorithm with one seed; evaluate before and after")
-    p.add_argument("--algorithm", default="grpo", help="algorithms.names()")
+    p.add_argument("--algorithm", default="grpo",
+                   help="a registered name (algorithms.names(): a file in algorithms/ or an entry point of "
+                        "the group rlvr_bench.algorithms) or package.module:ClassName")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's last checkpoint (results/<experiment>/checkpoints), if any")
     _add_run_flags(p)
+    _add_plan_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="algorithms x seeds on one task, model and budget (default: the embedded experiment)")
@@ -133,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="runs at a time, side by side, each on its own share of the cores "
                                                 "(default: the preset's compare.workers, else 1)")
     _add_run_flags(p)
+    _add_plan_flags(p)
     p.set_defaults(func=cmd_compare)
 
     from sweeps.cli import add_sweep_parser
@@ -146,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.eval_command import add_eval_parser
 
     add_eval_parser(sub)
+
+    from harness.value_table import add_value_table_parser
+
+    add_value_table_parser(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 STRATEGIES = ("auto", "ddp", "fsdp")
 ACCELERATORS = ("auto", "cpu", "gpu")
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true")  # Lightning's names
+EVAL_SPLITS = ("test", "validation")
 
 
 @dataclass
@@ -30,6 +31,10 @@ class RunConfig:
     """Extra arguments of the task's `load` (e.g. `levels: [1, 2]` for arithmetic)."""
     model: str = "tiny"
     """`tiny`, `smollm2-135m`, a local Hugging Face folder or a hub id."""
+    model_shape: dict = field(default_factory=dict)
+    """The model's shape for `--dry-run`'s memory plan when its config is not on this machine:
+    hidden_size, num_hidden_layers, intermediate_size, num_attention_heads, num_key_value_heads,
+    vocab_size, tie_word_embeddings (as in its config.json)."""
     engine: str = "auto"
     """`hf` (Hugging Face generate), `vllm`, or `auto` (vLLM where installed, else hf)."""
     engine_options: dict = field(default_factory=dict)
@@ -46,6 +51,9 @@ class RunConfig:
     algorithms with one rollout per prompt see as many samples per step as GRPO with groups."""
     train_limit: int | None = None
     eval_limit: int = 200
+    eval_split: str = "test"
+    """Held-out examples: `test`, or `validation` carved from the train split (tasks.validation; the
+    run then trains on the rest of train and never reads test). Sweeps score trials on validation."""
     eval_samples: int = 1
     """Samples per held-out prompt; pass@1 is their mean."""
     eval_temperature: float = 1.0
@@ -56,8 +64,8 @@ class RunConfig:
     diag_every: int = 0
     """Run the value-estimation diagnostic at step 0 and every this many steps (0: off). Not charged."""
     diag_probe: int = 64
-    """Probe prompts of the diagnostic: the first `diag_probe` examples of the test split (they may
-    overlap the evaluation set; neither is trained on)."""
+    """Probe prompts of the diagnostic: the first `diag_probe` examples of the held-out split
+    (`eval_split`; they may overlap the evaluation set; neither is trained on)."""
     diag_mc_samples: int = 16
     """Rollouts per probe prompt for its Monte-Carlo value (on top of the 8 the estimators use)."""
     budget: str | None = None
@@ -106,6 +114,8 @@ class RunConfig:
         for name in ("train_limit", "threads", "eval_max_new_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or unset), got {getattr(self, name)}")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {self.eval_split!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.accelerator not in ACCELERATORS:
@@ -233,7 +243,8 @@ def validate_run(run: RunConfig):
     from harness.engines import ENGINES
     from harness.prompts import STYLES
 
-    for name, value, known in (("algorithm", run.algorithm, algorithms.names()), ("task", run.task, tasks.names()),
+    algorithms.get(run.algorithm)  # a registered name or package.module:Class; the error lists the names
+    for name, value, known in (("task", run.task, tasks.names()),
                                ("engine", run.engine, ENGINES), ("prompt_style", run.prompt_style, STYLES)):
         if value not in known:
             raise ValueError(f"{name} {value!r} is not one of {list(known)}")

@@ -57,16 +57,21 @@ def engine_options(name: str, options: dict | None):
     return VLLMOptions(**options)
 
 
-def engine_params(name: str, options: dict | None) -> dict:
-    """The engine's resolved options as run params (`engine_options.*`; the hf engine records none)."""
-    from dataclasses import asdict, is_dataclass
+def engine_params(name: str, options: dict | None, precision: str = "32-true") -> dict:
+    """The engine's resolved options as run params (`engine_options.*`, as `VLLMEngine.describe`
+    gives them; the hf engine records none)."""
+    from dataclasses import is_dataclass
 
     resolved = engine_options(name, options)
-    return {f"engine_options.{k}": v for k, v in asdict(resolved).items()} if is_dataclass(resolved) else {}
+    if not is_dataclass(resolved):
+        return {}
+    from harness.engines.vllm import describe_options, engine_dtype
+
+    return describe_options(engine_dtype(resolved, precision))
 
 
 def make_engine(name: str, model, tokenizer, model_dir: str | None = None, options: dict | None = None,
-                seed: int = 0):
+                seed: int = 0, precision: str = "32-true"):
     """An engine sampling from `model`'s current weights; `model_dir` is its saved folder (vLLM loads it).
 
     Under DDP, build it once the processes' group exists (each process its own engine; vLLM joins
@@ -82,5 +87,6 @@ def make_engine(name: str, model, tokenizer, model_dir: str | None = None, optio
 
         if model_dir is None:
             raise ValueError("--engine vllm needs the policy's saved folder (model_dir)")
-        return VLLMEngine(model_dir, tokenizer, policy=model, options=engine_options(name, options), seed=seed)
+        return VLLMEngine(model_dir, tokenizer, policy=model, options=engine_options(name, options), seed=seed,
+                          precision=precision)
     raise ValueError(f"--engine {name!r} is not one of {ENGINES}")
