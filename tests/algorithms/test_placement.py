@@ -23,7 +23,7 @@ def floating_dtypes(module: torch.nn.Module) -> set:
 @pytest.mark.parametrize("name", algorithms.names())
 def test_a_cast_of_the_module_takes_reference_and_critic_along(name, tiny_model_dir):
     torch.manual_seed(0)
-    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS[name], **WITH_REFERENCE)
+    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS.get(name, {}), **WITH_REFERENCE)
     assert module.needs_ref_logp
     module.to(torch.float64)
     assert floating_dtypes(module.reference) == {torch.float64}
@@ -42,7 +42,7 @@ def test_a_cast_of_the_module_takes_reference_and_critic_along(name, tiny_model_
 @pytest.mark.parametrize("name", algorithms.names())
 def test_the_loop_makes_no_tensor_without_a_device(name, tiny_model_dir):
     torch.manual_seed(0)
-    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS[name], **WITH_REFERENCE)
+    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS.get(name, {}), **WITH_REFERENCE)
     module.config.micro_batch_size = 2  # several micro-batches, shuffled mini-batches
     module.config.mini_batches = 2
     chosen = examples[: 8 // module.samples_per_prompt]
