@@ -78,7 +78,7 @@ RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_ste
 def cmd_pretrain(args) -> int:
     from harness.tiny_model import pretrain_and_report
 
-    pretrain_and_report(force=args.force, eval_limit=args.eval_limit)
+    pretrain_and_report(rebuild=args.rebuild, preset=args.preset)
     return 0
 
 
@@ -109,9 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvr-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pretrain", help="build and cache the tiny warm-start policy; print its pass@1")
-    p.add_argument("--force", action="store_true", help="rebuild even if cached")
-    p.add_argument("--eval-limit", type=int, default=500)
+    p = sub.add_parser("pretrain", help="the shipped tiny warm start: its sha1 and pass@1 (--rebuild: build it here and compare)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build the warm start on this machine (a few CPU minutes) and say whether it matches the shipped bytes")
+    p.add_argument("--preset", default="default", help="the comparison whose held-out set and sampling the pass@1 uses")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="train one algorithm with one seed; evaluate before and after")
