@@ -24,8 +24,8 @@ def test_the_committed_leaderboard_is_rebuilt_from_the_committed_runs(name, tmp_
 def test_the_equal_prompts_readme_time_to_grpos_24_step_accuracy(tmp_path):
     table = _rebuild("equal-prompts", tmp_path, target_accuracy=0.478).split("## Matched budget")[0]
     cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.splitlines() if line.startswith("| ")]
-    rows = {row[1]: row for row in cells}  # rank, algorithm, seeds, final, before, s to target (seeds), x faster, ...
-    assert rows["grpo"][5] == "198.1 (2/2)" and rows["grpo"][3].startswith("0.631")
-    assert rows["basis"][5] == "129.4 (1/2)" and rows["basis"][6] == "1.53" and rows["basis"][3].startswith("0.467")
-    assert rows["a_star_po"][5] == "133.7 (1/2)" and rows["a_star_po"][3].startswith("0.487")
-    assert rows["rebel"][5] == "159.4 (2/2)" and rows["rebel"][3].startswith("0.509")
+    rows = {row[1]: row for row in cells}  # rank, algorithm, seeds, IQM, mean, P(better), before, s to target, x faster, ...
+    assert rows["grpo"][7] == "198.1 (2/2)" and rows["grpo"][4].startswith("0.631")
+    assert rows["basis"][7] == "129.4 (1/2)" and rows["basis"][8] == "1.53" and rows["basis"][4].startswith("0.467")
+    assert rows["a_star_po"][7] == "133.7 (1/2)" and rows["a_star_po"][4].startswith("0.487")
+    assert rows["rebel"][7] == "159.4 (2/2)" and rows["rebel"][4].startswith("0.509")
