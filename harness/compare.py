@@ -24,7 +24,7 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None) -> None:
+def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None, queue=None) -> None:
     import os
 
     from harness.config import RunConfig
@@ -32,7 +32,13 @@ def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = No
 
     if cpus:
         os.sched_setaffinity(0, cpus)  # its own cores: runs side by side do not trade them back and forth
-    run_training(RunConfig(**values), progress=False, resume=resume)
+    run_training(RunConfig(**values), progress=False, resume=resume, extra_callbacks=_progress_callbacks(values, queue))
+
+
+def _progress_callbacks(values: dict, queue) -> list:
+    from harness.progress import ProgressCallback
+
+    return [ProgressCallback(queue, (values["algorithm"], values["seed"]))] if queue is not None else []
 
 
 # Imported once by the fork server, not by every run: `import lightning` alone takes ~12 s here
@@ -48,19 +54,22 @@ def _context():
     return context
 
 
-def _start(run, resume: bool, cpus: list[int] | None = None):
+def _start(run, resume: bool, cpus: list[int] | None = None, queue=None):
     """One run in a fresh process forked from a server that has the libraries imported: its peak
     memory is its own (ru_maxrss never goes down within a process), and a crash leaves the
     finished runs of the grid in place."""
     import dataclasses
 
-    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus))
+    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus, queue))
     process.start()
     return process
 
 
-def _finish(process, run) -> dict:
-    process.join()
+def _finish(process, run, progress=None) -> dict:
+    while process.is_alive():
+        process.join(timeout=1.0)
+        if progress is not None:
+            progress.poll()
     path = run_path(run.output_dir, run.experiment, run.algorithm, run.seed)
     if process.exitcode != 0 or not path.exists():
         raise RunFailed(f"run {run.algorithm} seed {run.seed} failed (exit code {process.exitcode}); "
@@ -68,8 +77,8 @@ def _finish(process, run) -> dict:
     return read_run(path)
 
 
-def run_isolated(run, resume: bool = False) -> dict:
-    return _finish(_start(run, resume), run)
+def run_isolated(run, resume: bool = False, progress=None) -> dict:
+    return _finish(_start(run, resume, queue=progress and progress.queue), run, progress)
 
 
 def core_slots(workers: int) -> list[list[int]]:
@@ -81,7 +90,7 @@ def core_slots(workers: int) -> list[list[int]]:
     return [cores[i * per:(i + 1) * per] for i in range(min(workers, len(cores)))]
 
 
-def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
+def run_side_by_side(pending: list[tuple], workers: int, log=print, progress=None) -> dict:
     """Runs `workers` at a time, each in its own process pinned to its own cores with as many torch
     threads (unless the run sets `threads`). A failed run does not stop the others; the error
     names every failed run once all have ended. Returns (algorithm, seed) -> record."""
@@ -99,15 +108,21 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print) -> dict:
             run = dataclasses.replace(run, threads=run.threads or len(slots[slot]))
             log(f"compare: {run.algorithm} seed {run.seed} on cores {slots[slot]} "
                 f"{'resumed from its checkpoint' if resume else ''}...")
-            process = _start(run, resume, slots[slot])
+            process = _start(run, resume, slots[slot], queue=progress and progress.queue)
             active[process.sentinel] = (process, run, slot)
-        for sentinel in wait(list(active)):
+            if progress is not None:
+                progress.start((run.algorithm, run.seed))
+        for sentinel in wait(list(active), timeout=1.0):
             process, run, slot = active.pop(sentinel)
             free.append(slot)
             try:
                 done[(run.algorithm, run.seed)] = _finish(process, run)
             except RunFailed as err:
                 failed.append(str(err))
+            if progress is not None:
+                progress.finish((run.algorithm, run.seed))
+        if progress is not None:
+            progress.poll()
     if failed:
         raise RunFailed("; ".join(failed))
     return done
@@ -135,6 +150,9 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     """Every (algorithm, seed) of the grid not finished yet, then the summary and the leaderboard.
     `workers` (default: the preset's `compare.workers`, else 1) runs that many at a time, side by
     side on disjoint cores (:func:`run_side_by_side`)."""
+    import dataclasses
+    import queue as local_queue
+
     from harness.config import validate_run
     from harness.tracking import check_tracking_uri, ensure_experiment
     from harness.train import run_training
@@ -165,20 +183,29 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
             pending.append((run, resume))
-    if pending and workers > 1 and isolate:
-        from harness.models import resolve_model
+    from harness.progress import CompareProgress
 
-        # Built (the tiny warm start) or converted once, here on every core, not by the first run
-        # on its share while the others wait; and the store and experiment exist before runs start
-        # side by side (no creation race).
-        resolve_model(first.model, log=log)
-        ensure_experiment(first.tracking(), first.experiment)
-        done.update(run_side_by_side(pending, workers, log))
-    else:
-        for run, resume in pending:
-            log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
-            done[(run.algorithm, run.seed)] = (run_isolated(run, resume) if isolate else
-                                               run_training(run, log=log, progress=False, resume=resume))
+    queue = _context().Queue() if isolate else local_queue.Queue()  # run processes' steps, to the display
+    with CompareProgress({(r.algorithm, r.seed): r.max_steps for r, _ in pending}, skipped=len(done), queue=queue,
+                         log=log) as progress:
+        if pending and workers > 1 and isolate:
+            from harness.models import resolve_model
+
+            # Built (the tiny warm start) or converted once, here on every core, not by the first run
+            # on its share while the others wait; and the store and experiment exist before runs start
+            # side by side (no creation race).
+            resolve_model(first.model, log=log)
+            ensure_experiment(first.tracking(), first.experiment)
+            done.update(run_side_by_side(pending, workers, progress.log, progress))
+        else:
+            for run, resume in pending:
+                progress.log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
+                progress.start((run.algorithm, run.seed))
+                done[(run.algorithm, run.seed)] = (
+                    run_isolated(run, resume, progress) if isolate else
+                    run_training(run, log=progress.log, progress=False, resume=resume,
+                                 extra_callbacks=_progress_callbacks(dataclasses.asdict(run), queue)))
+                progress.finish((run.algorithm, run.seed))
     records = [done[(algorithm, seed)] for algorithm in algos for seed in seed_list]
     log(summary_table(records))
     from harness.report import write_report
