@@ -24,7 +24,8 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None, queue=None) -> None:
+def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None, queue=None,
+                 tags: dict | None = None) -> None:
     import os
 
     from harness.config import RunConfig
@@ -32,7 +33,8 @@ def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = No
 
     if cpus:
         os.sched_setaffinity(0, cpus)  # its own cores: runs side by side do not trade them back and forth
-    run_training(RunConfig(**values), progress=False, resume=resume, extra_callbacks=_progress_callbacks(values, queue))
+    run_training(RunConfig(**values), progress=False, resume=resume, extra_callbacks=_progress_callbacks(values, queue),
+                 extra_tags=tags)
 
 
 def _progress_callbacks(values: dict, queue) -> list:
@@ -54,13 +56,13 @@ def _context():
     return context
 
 
-def _start(run, resume: bool, cpus: list[int] | None = None, queue=None):
+def _start(run, resume: bool, cpus: list[int] | None = None, queue=None, tags: dict | None = None):
     """One run in a fresh process forked from a server that has the libraries imported: its peak
     memory is its own (ru_maxrss never goes down within a process), and a crash leaves the
     finished runs of the grid in place."""
     import dataclasses
 
-    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus, queue))
+    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus, queue, tags))
     process.start()
     return process
 
@@ -77,8 +79,8 @@ def _finish(process, run, progress=None) -> dict:
     return read_run(path)
 
 
-def run_isolated(run, resume: bool = False, progress=None) -> dict:
-    return _finish(_start(run, resume, queue=progress and progress.queue), run, progress)
+def run_isolated(run, resume: bool = False, progress=None, tags: dict | None = None) -> dict:
+    return _finish(_start(run, resume, queue=progress and progress.queue, tags=tags), run, progress)
 
 
 def core_slots(workers: int) -> list[list[int]]:
@@ -90,7 +92,7 @@ def core_slots(workers: int) -> list[list[int]]:
     return [cores[i * per:(i + 1) * per] for i in range(min(workers, len(cores)))]
 
 
-def run_side_by_side(pending: list[tuple], workers: int, log=print, progress=None) -> dict:
+def run_side_by_side(pending: list[tuple], workers: int, log=print, progress=None, tags: dict | None = None) -> dict:
     """Runs `workers` at a time, each in its own process pinned to its own cores with as many torch
     threads (unless the run sets `threads`). A failed run does not stop the others; the error
     names every failed run once all have ended. Returns (algorithm, seed) -> record."""
@@ -108,7 +110,7 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print, progress=Non
             run = dataclasses.replace(run, threads=run.threads or len(slots[slot]))
             log(f"compare: {run.algorithm} seed {run.seed} on cores {slots[slot]} "
                 f"{'resumed from its checkpoint' if resume else ''}...")
-            process = _start(run, resume, slots[slot], queue=progress and progress.queue)
+            process = _start(run, resume, slots[slot], queue=progress and progress.queue, tags=tags)
             active[process.sentinel] = (process, run, slot)
             if progress is not None:
                 progress.start((run.algorithm, run.seed))
@@ -154,7 +156,13 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     import queue as local_queue
 
     from harness.config import validate_run
-    from harness.tracking import check_tracking_uri, ensure_experiment
+    from harness.tracking import (
+        check_tracking_uri,
+        close_stale_runs,
+        comparison_run,
+        ensure_experiment,
+        finish_comparison_run,
+    )
     from harness.train import run_training
 
     algos, seed_list = grid(preset, algorithms, seeds)
@@ -183,6 +191,17 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
             resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
             pending.append((run, resume))
+    uri = first.tracking()
+    parent = _tracked("the comparison's parent run", log, comparison_run, uri, first.experiment,
+                      {"preset": preset, "algorithms": " ".join(algos), "seeds": " ".join(map(str, seed_list)),
+                       "workers": workers})
+    tags = {"mlflow.parentRunId": parent} if parent else None
+    for run, resume in pending:
+        if not resume:  # a resumed run continues its own MLflow run; others replace any left RUNNING
+            closed = _tracked("closing stale runs", log, close_stale_runs, uri, run.experiment, run.algorithm, run.seed)
+            if closed:
+                log(f"compare: {run.algorithm} seed {run.seed}: marked KILLED the run(s) a killed process left RUNNING "
+                    f"({', '.join(closed)})")
     from harness.progress import CompareProgress
 
     queue = _context().Queue() if isolate else local_queue.Queue()  # run processes' steps, to the display
@@ -196,14 +215,14 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
             # side by side (no creation race).
             resolve_model(first.model, log=log)
             ensure_experiment(first.tracking(), first.experiment)
-            done.update(run_side_by_side(pending, workers, progress.log, progress))
+            done.update(run_side_by_side(pending, workers, progress.log, progress, tags))
         else:
             for run, resume in pending:
                 progress.log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
                 progress.start((run.algorithm, run.seed))
                 done[(run.algorithm, run.seed)] = (
-                    run_isolated(run, resume, progress) if isolate else
-                    run_training(run, log=progress.log, progress=False, resume=resume,
+                    run_isolated(run, resume, progress, tags) if isolate else
+                    run_training(run, log=progress.log, progress=False, resume=resume, extra_tags=tags,
                                  extra_callbacks=_progress_callbacks(dataclasses.asdict(run), queue)))
                 progress.finish((run.algorithm, run.seed))
     records = [done[(algorithm, seed)] for algorithm in algos for seed in seed_list]
@@ -212,7 +231,20 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
 
     paths = write_report(first.experiment, first.output_dir, baseline="grpo" if "grpo" in algos else None)
     log(f"compare: leaderboard {paths['md']} (.html, .csv)")
+    if parent:
+        _tracked("the comparison's parent run", log, finish_comparison_run, uri, parent,
+                 [r["mlflow_run_id"] for r in records if r.get("mlflow_run_id")], paths)
     return records
+
+
+def _tracked(what: str, log, call, *args):
+    """`call(*args)`, or None with a warning when the tracking side fails: the comparison goes on
+    (its JSON records hold everything)."""
+    try:
+        return call(*args)
+    except Exception as err:  # any failure of the tracking server or store
+        log(f"warning: MLflow, {what}: {type(err).__name__}: {str(err)[:300]}")
+        return None
 
 
 def _mean_sd(values: list[float]) -> str:
