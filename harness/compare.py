@@ -234,7 +234,20 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     if parent:
         _tracked("the comparison's parent run", log, finish_comparison_run, uri, parent,
                  [r["mlflow_run_id"] for r in records if r.get("mlflow_run_id")], paths)
+        experiment_id = _tracked("the experiment", log, ensure_experiment, uri, first.experiment)
+        if uri.startswith(("http://", "https://")):
+            log(f"compare: MLflow {mlflow_ui_url(uri, experiment_id)}")
+        elif uri.startswith("sqlite:///"):
+            log(f"compare: MLflow: `mlflow ui --backend-store-uri {uri}`, then "
+                f"{mlflow_ui_url('http://127.0.0.1:5000', experiment_id)}")
     return records
+
+
+def mlflow_ui_url(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The experiment (or run) in MLflow 3's UI, in its Model training view: the UI opens on its
+    GenAI view (traces, judges) unless the URL or the browser's last choice says otherwise."""
+    page = f"/runs/{run_id}" if run_id else ""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}{page}?workflowType=machine_learning"
 
 
 def _tracked(what: str, log, call, *args):

@@ -76,3 +76,58 @@ def test_each_run_records_its_task_data_as_dataset_inputs(comparison):
     assert {t.key: t.value for t in by_name["arithmetic-train"].tags} == {"mlflow.data.context": "training"}
     assert json.loads(by_name["arithmetic-eval"].dataset.source) == {
         "task": "arithmetic", "split": "test", "task_options": {"levels": [1]}, "data_dir": None}
+
+
+def test_mlflow_ui_in_headless_chromium_shows_training_runs_parent_and_datasets(comparison, tmp_path):
+    """A real `mlflow server` on the comparison's store, opened in headless Chromium: the
+    experiment's Model training view lists the comparison's parent run, and a run's page names its
+    parent and its training dataset."""
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from harness.compare import mlflow_ui_url
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    assert browser, "headless Chromium is needed (scripts/setup.sh installs it: apt-get install -y chromium)"
+    uri, _, out = comparison
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    server = subprocess.Popen([mlflow, "server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("smoke").experiment_id
+
+        def dom(url: str, name: str) -> str:
+            command = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / name}",
+                       "--virtual-time-budget=30000", "--window-size=1400,1200", "--dump-dom", url]
+            return subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+
+        page = dom(mlflow_ui_url(base, experiment), "experiment")
+        assert "Model training" in page and "smoke (comparison)" in page
+        child = json.loads((out / "smoke" / "runs" / "grpo-seed0.json").read_text())["mlflow_run_id"]
+        page = dom(mlflow_ui_url(base, experiment, child), "run")
+        assert "grpo-seed0" in page and "Parent run" in page and "smoke (comparison)" in page
+        assert "arithmetic-train" in page
+    finally:
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
