@@ -33,7 +33,8 @@ def key_values(pairs: list[str] | None, flag: str = "--set") -> dict:
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", help="experiment preset name (see harness/presets) or a YAML path")
+    p.add_argument("--preset", help="experiment preset name (see harness/presets) or a YAML path "
+                                     "(train and compare: default, the default comparison's settings)")
     p.add_argument("--task", help="task name (tasks.names())")
     p.add_argument("--model", help="tiny | smollm2-135m | local HF folder | hub id")
     p.add_argument("--engine", choices=["auto", "hf", "vllm"], help="rollout engine (auto: vllm where installed)")
@@ -82,13 +83,22 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
+def train_config(args):
+    """`train`'s RunConfig: with no --preset, the default comparison's settings (a newcomer's first
+    run learns visibly), in an experiment of its own (`train`) unless --experiment names one."""
     from harness.config import load_run_config
-    from harness.train import run_training
 
     overrides = _run_overrides(args, RUN_KEYS)
     overrides.update(algorithm=args.algorithm, seed=args.seed)
-    run = load_run_config(args.preset, overrides)
+    if not args.preset:
+        overrides["experiment"] = overrides.get("experiment") or "train"
+    return load_run_config(args.preset or "default", overrides)
+
+
+def cmd_train(args) -> int:
+    from harness.train import run_training
+
+    run = train_config(args)
     record = run_training(run, resume=args.resume)
     s = record["summary"]
     print(f"{run.algorithm} seed {run.seed}: held-out accuracy {s['accuracy_before']:.3f} -> "
