@@ -12,7 +12,6 @@ KL-regularised objective, ``V*(x) = beta1 * log mean_i exp(r_i / beta1)``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,30 +19,7 @@ from torch import Tensor
 
 from algorithms import losses
 from algorithms.base import AlgorithmConfig, RLModule
-
-
-def optimal_values(rewards: Tensor, beta1: float = 0.5) -> Tensor:
-    """``V*(x) = beta1 * (logsumexp(r / beta1) - log N)`` per prompt.
-
-    For binary rewards with k of 8 correct at ``beta1 = 0.5``:
-    0, .294, .477, .611, .717, .804, .878, .943, 1.0 for k = 0..8.
-
-    Args:
-        rewards: ``[P, N]`` rewards of N reference samples per prompt.
-        beta1: temperature; as ``beta1 -> 0`` V* tends to the max reward, as
-            ``beta1 -> inf`` to the mean.
-
-    Returns:
-        ``[P]``, dtype of ``rewards`` (float32 for integer rewards).
-    """
-    if beta1 <= 0:
-        raise ValueError(f"beta1 must be positive, got {beta1}")
-    if rewards.dim() != 2:
-        raise ValueError(f"rewards must have shape [P, N], got {tuple(rewards.shape)}")
-    if not rewards.is_floating_point():
-        rewards = rewards.float()
-    n = rewards.shape[-1]
-    return beta1 * (torch.logsumexp(rewards / beta1, dim=-1) - math.log(n))
+from algorithms.estimators import optimal_values  # noqa: F401  (V*, shared with the value diagnostic)
 
 
 def regression_loss(logp: Tensor, ref_logp: Tensor, rewards: Tensor, values: Tensor,
@@ -93,6 +69,7 @@ class AStarPOConfig(AlgorithmConfig):
 
 
 class AStarPO(RLModule):
+    name = "a_star_po"
     config_class = AStarPOConfig
 
     def __init__(self, *args, **kwargs):
@@ -131,8 +108,9 @@ class AStarPO(RLModule):
         batch.offline_values = torch.tensor(values, dtype=batch.rewards.dtype, device=batch.rewards.device)
 
     def advantages(self, batch):
-        """[N] regression targets r - V*(x)."""
-        return batch.rewards - batch.offline_values
+        """[N, T] the regression targets r - V*(x), on every valid token (the loss regresses the
+        sequence log-ratio onto the per-sequence target, read from rewards and offline values)."""
+        return (batch.rewards - batch.offline_values)[:, None] * batch.response_mask
 
     def loss(self, batch, logp, logits, denominators):
         mask = batch.response_mask

@@ -97,8 +97,10 @@ EncodeFn = Callable[[list], list[list[int]]]
 
 
 class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
-    """Subclasses set `config_class`, the `needs_*` declarations, `advantages` and `loss`."""
+    """Subclasses set `name`, `config_class`, the `needs_*` declarations, `advantages` and `loss`."""
 
+    name: str | None = None
+    """The registered name (`algorithms.get(name)`); a class without one is not registered."""
     config_class = AlgorithmConfig
     needs_critic = False
     additive_stats = ADDITIVE_STATS
@@ -245,6 +247,10 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
                 batch.old_logp = self.no_grad_logp(self.policy, batch)
         self.prepare(batch, examples)
         batch.advantages = self.advantages(batch)
+        if batch.advantages is None or batch.advantages.shape != batch.response_mask.shape:
+            shape = None if batch.advantages is None else tuple(batch.advantages.shape)
+            raise ValueError(f"{type(self).__name__}.advantages must return [N, T] = "
+                             f"{tuple(batch.response_mask.shape)}, got {shape}")
         return batch
 
     def training_step(self, examples: list, batch_idx: int):

@@ -12,10 +12,20 @@ reconstruction specified in ALGORITHMS.md, each part switchable for ablation:
 3. Optional leave-one-out residual smoothing in prompt-embedding space
    (:func:`kernel_smoothed_values`).
 4. ``A_i = (r_i - V_i) / (std(r - V) + eps)`` (:func:`advantages`); the loss is
-   :func:`algorithms.losses.clipped_surrogate`.
+   :func:`algorithms.losses.policy_loss`.
 
-The REINFORCE++ comparison baseline is :func:`batch_mean_values` (Hu, "REINFORCE++",
-arXiv 2501.03262).
+Two more, switchable with the same config (``value_estimator``, ``prior_source``):
+
+5-8. ``blue``: BASIS as public summaries of the paper describe it (ALGORITHMS.md 5-8,
+   :func:`algorithms.estimators.blue_values`): V from p0 through the KL-optimal tilt, a temperature
+   from a grid, a leave-one-out variance-weighted shift over the batch's active prompts. Which
+   formulas the paper uses is not public; these are our reading of the summaries.
+9. ``prior_source: online``: the prior follows the policy, a per-prompt discounted Beta posterior
+   started at p0 (:class:`algorithms.estimators.OnlinePrior`, after SPO, arXiv 2509.13232); our
+   own addition, combined with any of the estimators above.
+
+Every estimator lives in :mod:`algorithms.estimators`; the REINFORCE++ baseline is
+:func:`batch_mean_values` (Hu, arXiv 2501.03262).
 """
 
 from __future__ import annotations
@@ -27,216 +37,22 @@ from torch import Tensor
 
 from algorithms import losses
 from algorithms.base import AlgorithmConfig, RLModule
-
-_PRIOR_CLAMP = 1e-6  # keeps logit(p0) finite for priors given by the caller
-
-
-def _float_dtype(*tensors: Tensor) -> torch.dtype:
-    floating = [t.dtype for t in tensors if isinstance(t, Tensor) and t.is_floating_point()]
-    return floating[0] if floating else torch.float32
-
-
-def _logit(p: Tensor) -> Tensor:
-    p = p.clamp(_PRIOR_CLAMP, 1.0 - _PRIOR_CLAMP)
-    return torch.log(p) - torch.log1p(-p)
-
-
-def prior_from_counts(correct: Tensor, samples: int | Tensor) -> Tensor:
-    """Offline prior success probability ``p0 = (k + 0.5) / (M + 1)``.
-
-    Args:
-        correct: ``[P]`` number k of correct reference samples per prompt.
-        samples: M, the number of reference samples (an int or ``[P]``).
-
-    Returns:
-        ``[P]``, float32 unless ``correct`` or ``samples`` is a floating tensor (then its dtype).
-    """
-    samples = torch.as_tensor(samples, device=correct.device)
-    if bool((correct < 0).any()) or bool((correct > samples).any()):
-        raise ValueError("correct counts must lie in [0, samples]")
-    dtype = _float_dtype(correct, samples)
-    return (correct.to(dtype) + 0.5) / (samples.to(dtype) + 1.0)
-
-
-def calibrated_values(prior: Tensor, a: float | Tensor, b: float | Tensor) -> Tensor:
-    """``V = sigmoid(a + b * logit(p0))``.
-
-    Args:
-        prior: ``[B]`` p0.
-        a, b: calibration intercept and slope (``a = 0, b = 1`` returns the prior).
-
-    Returns:
-        ``[B]``, dtype of ``prior``.
-    """
-    return torch.sigmoid(a + b * _logit(prior)).to(prior.dtype)
-
-
-def _fit(x: Tensor, rewards: Tensor, weights: Tensor, init: tuple[float, float] | Tensor,
-         ridge: float, newton_steps: int) -> Tensor:
-    """K weighted ridge logistic fits at once; ``weights [K, B]`` -> ``theta [K, 2]``.
-
-    Minimises, for each row k, ``sum_i w_ki * logloss(r_i, a + b x_i) / sum_i w_ki
-    + ridge / 2 * (a^2 + (b - 1)^2)``. A weight of exactly 0 adds exact zeros to every sum, so
-    a fit never depends on the rewards it excludes.
-
-    Each Newton step is damped by a vectorised backtracking search: the objective is evaluated
-    at step sizes 1, 1/2, ..., 1/32 and 0 and the best is kept. Pure Newton oscillates and
-    diverges on small, nearly separable folds (common with binary rewards); the search makes
-    every step a descent step, without a data-dependent branch (no GPU sync).
-    """
-    theta = torch.as_tensor(init, dtype=x.dtype, device=x.device).reshape(1, 2)
-    theta = theta.expand(weights.shape[0], 2)
-    target = torch.tensor([0.0, 1.0], dtype=x.dtype, device=x.device)
-    step_sizes = torch.tensor([1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.0],
-                              dtype=x.dtype, device=x.device)
-    count = weights.sum(-1).clamp_min(1.0)
-    rows = torch.arange(weights.shape[0], device=x.device)
-    for _ in range(newton_steps):
-        a, b = theta[:, :1], theta[:, 1:]
-        p = torch.sigmoid(a + b * x)
-        residual = weights * (p - rewards)
-        g_a = residual.sum(-1) / count + ridge * a[:, 0]
-        g_b = (residual * x).sum(-1) / count + ridge * (b[:, 0] - 1.0)
-        curvature = weights * p * (1.0 - p)
-        h_aa = curvature.sum(-1) / count + ridge
-        h_ab = (curvature * x).sum(-1) / count
-        h_bb = (curvature * x * x).sum(-1) / count + ridge
-        det = h_aa * h_bb - h_ab * h_ab
-        newton = torch.stack([(h_bb * g_a - h_ab * g_b) / det,
-                              (h_aa * g_b - h_ab * g_a) / det], dim=-1)
-        candidates = theta.unsqueeze(1) - step_sizes[:, None] * newton.unsqueeze(1)  # [K, S, 2]
-        z = candidates[..., :1] + candidates[..., 1:] * x  # [K, S, B]
-        log_loss = torch.nn.functional.softplus(z) - rewards * z
-        objective = (weights.unsqueeze(1) * log_loss).sum(-1) / count[:, None]
-        objective = objective + 0.5 * ridge * ((candidates - target) ** 2).sum(-1)
-        theta = candidates[rows, objective.argmin(-1)]
-    return theta
-
-
-def fit_calibration(prior: Tensor, rewards: Tensor, init: tuple[float, float] = (0.0, 1.0),
-                    ridge: float = 1e-2, newton_steps: int = 5) -> tuple[Tensor, Tensor]:
-    """Fit ``(a, b)`` of ``r ~ Bernoulli(sigmoid(a + b * logit p0))`` on a batch.
-
-    Objective: mean log-loss over the batch ``+ ridge / 2 * (a^2 + (b - 1)^2)``, so the
-    penalty pulls toward the uncalibrated prior and its weight does not depend on the batch
-    size; ``ridge > 0`` also keeps the 2x2 Newton system invertible when all priors are equal.
-    ``newton_steps`` plain Newton steps start from ``init`` (the previous step's fit).
-
-    Args:
-        prior: ``[B]`` p0.
-        rewards: ``[B]`` rewards in [0, 1].
-        init: starting ``(a, b)``.
-        ridge: penalty strength.
-        newton_steps: number of Newton steps.
-
-    Returns:
-        ``(a, b)`` as 0-dim tensors of the rewards' float dtype, on their device.
-    """
-    dtype = _float_dtype(rewards, prior)
-    rewards = rewards.to(dtype)
-    weights = torch.ones_like(rewards).unsqueeze(0)
-    theta = _fit(_logit(prior.to(dtype)), rewards, weights, init, ridge, newton_steps)[0]
-    return theta[0], theta[1]
-
-
-def fold_assignment(batch_size: int, folds: int = 2, seed: int = 0,
-                    device: torch.device | str | None = None) -> Tensor:
-    """Balanced random fold ids ``[B]`` in ``0..folds-1``, reproducible from ``seed``.
-
-    Drawn with a CPU ``torch.Generator`` so that every device and rank gets the same folds.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(batch_size, generator=generator)
-    fold_ids = torch.empty(batch_size, dtype=torch.long)
-    fold_ids[order] = torch.arange(batch_size) % folds
-    return fold_ids.to(device)
-
-
-def batch_values_with_state(
-    rewards: Tensor,
-    prior: Tensor,
-    folds: int = 2,
-    ridge: float = 1e-2,
-    seed: int = 0,
-    init: tuple[float, float] = (0.0, 1.0),
-    newton_steps: int = 5,
-) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Cross-fitted calibrated values plus the full-batch fit for warm-starting the next step.
-
-    Prompts are split into ``folds`` balanced random folds (:func:`fold_assignment` with
-    ``seed``; vary the seed per step). For each fold, ``(a, b)`` is fitted on the other folds
-    and ``V_i = sigmoid(a + b * logit p0_i)`` predicted for the prompts of this fold, so
-    ``V_i`` never depends on ``r_i``. All fits run at once as a batched Newton iteration.
-
-    Args:
-        rewards: ``[B]`` rewards of the batch (the global batch under DDP).
-        prior: ``[B]`` p0 of each prompt.
-        folds: number of folds, at least 2.
-        ridge, newton_steps: see :func:`fit_calibration`.
-        seed: seed of the fold assignment.
-        init: starting ``(a, b)`` of every fit.
-
-    Returns:
-        ``(values [B], (a, b))``; ``(a, b)`` is fitted on the whole batch, for the next ``init``.
-    """
-    if folds < 2:
-        raise ValueError(f"cross-fitting needs at least 2 folds, got {folds}")
-    dtype = _float_dtype(rewards, prior)
-    rewards = rewards.to(dtype)
-    x = _logit(prior.to(dtype))
-    fold_ids = fold_assignment(rewards.shape[0], folds, seed, rewards.device)
-    fold_range = torch.arange(folds, device=rewards.device).unsqueeze(-1)
-    weights = (fold_ids.unsqueeze(0) != fold_range).to(dtype)  # row k: every fold but k
-    weights = torch.cat([weights, torch.ones_like(rewards).unsqueeze(0)])  # last: full batch
-    theta = _fit(x, rewards, weights, init, ridge, newton_steps)
-    a, b = theta[fold_ids, 0], theta[fold_ids, 1]
-    values = torch.sigmoid(a + b * x)
-    return values, (theta[-1, 0], theta[-1, 1])
-
-
-def batch_values(rewards: Tensor, prior: Tensor, folds: int = 2, ridge: float = 1e-2,
-                 seed: int = 0, init: tuple[float, float] = (0.0, 1.0),
-                 newton_steps: int = 5) -> Tensor:
-    """Cross-fitted calibrated values ``[B] -> [B]``; see :func:`batch_values_with_state`."""
-    values, _ = batch_values_with_state(rewards, prior, folds, ridge, seed, init, newton_steps)
-    return values
-
-
-def kernel_smoothed_values(values: Tensor, rewards: Tensor, embeddings: Tensor,
-                           bandwidth: float = 0.5, ridge: float = 1.0,
-                           fold_ids: Tensor | None = None) -> Tensor:
-    """Add a leave-one-out kernel average of neighbours' residuals to each value.
-
-    With ``e_j = r_j - V_j``, cosine similarity ``s_ij`` of the embeddings and kernel
-    ``k_ij = exp((s_ij - 1) / bandwidth)`` (1 for identical directions), ``k_ii = 0``:
-    ``V'_i = V_i + sum_j k_ij e_j / (sum_j k_ij + ridge)``. The ridge shrinks the correction
-    toward 0 when a prompt has few close neighbours.
-
-    ``V'_i`` never uses ``r_i`` as long as no ``V_j`` with ``k_ij > 0`` does. That holds for
-    prior-only values; for cross-fitted values pass the ``fold_ids`` used to fit them
-    (:func:`fold_assignment` with the same seed), which restricts neighbours to the same fold,
-    whose values were all fitted without ``r_i``.
-
-    Args:
-        values: ``[B]`` values V.
-        rewards: ``[B]``.
-        embeddings: ``[B, D]`` prompt embeddings.
-        bandwidth: kernel bandwidth h.
-        ridge: shrinkage c.
-        fold_ids: optional ``[B]`` fold ids; only same-fold neighbours count.
-
-    Returns:
-        ``[B]`` smoothed values (not clipped to [0, 1]).
-    """
-    unit = torch.nn.functional.normalize(embeddings.to(values.dtype), dim=-1)
-    kernel = torch.exp((unit @ unit.T - 1.0) / bandwidth)
-    kernel = kernel.masked_fill(torch.eye(len(values), dtype=torch.bool,
-                                          device=values.device), 0.0)
-    if fold_ids is not None:
-        kernel = kernel * (fold_ids.unsqueeze(0) == fold_ids.unsqueeze(1)).to(kernel.dtype)
-    residuals = rewards.to(values.dtype) - values
-    return values + (kernel @ residuals) / (kernel.sum(-1) + ridge)
-
+from algorithms.estimators import (  # noqa: F401  (CONTRACT.md names them as algorithms.basis.*)
+    INACTIVE,
+    OFFLINE_VALUES,
+    OnlinePrior,
+    batch_mean_values,
+    batch_values,
+    batch_values_with_state,
+    blue_values,
+    blue_values_with_beta,
+    calibrated_values,
+    fit_calibration,
+    fold_assignment,
+    kernel_smoothed_values,
+    log_grid,
+    prior_from_counts,
+)
 
 def advantages(rewards: Tensor, values: Tensor, eps: float = 1e-6) -> Tensor:
     """``A_i = (r_i - V_i) / (std(r - V) + eps)``, std unbiased over the batch.
@@ -255,29 +71,6 @@ def advantages(rewards: Tensor, values: Tensor, eps: float = 1e-6) -> Tensor:
     if residuals.numel() < 2:
         return residuals
     return residuals / (residuals.std() + eps)
-
-
-def batch_mean_values(rewards: Tensor, leave_one_out: bool = True) -> Tensor:
-    """REINFORCE++-style single-rollout baseline: the batch mean reward.
-
-    By default each prompt's baseline is the mean of the *other* rewards,
-    ``(sum_j r_j - r_i) / (B - 1)``, so that, like the BASIS estimators, it never uses ``r_i``
-    and the policy gradient stays unbiased; ``leave_one_out=False`` gives REINFORCE++'s plain
-    batch mean. A batch of one gets 0 with ``leave_one_out``.
-
-    Args:
-        rewards: ``[B]``.
-
-    Returns:
-        ``[B]`` (float32 for integer rewards).
-    """
-    rewards = rewards.to(_float_dtype(rewards))
-    total = rewards.sum()
-    if not leave_one_out:
-        return total.expand_as(rewards) / rewards.numel()
-    if rewards.numel() < 2:
-        return torch.zeros_like(rewards)
-    return (total - rewards) / (rewards.numel() - 1)
 
 
 @torch.no_grad()
@@ -301,14 +94,20 @@ def prompt_embeddings(model: torch.nn.Module, input_ids: Tensor, attention_mask:
 
 
 # --- the LightningModule ------------------------------------------------------------------
-VALUE_ESTIMATORS = ("batch_mean", "prior", "calibrated", "calibrated_kernel")
+VALUE_ESTIMATORS = ("batch_mean", "prior", "calibrated", "calibrated_kernel", "blue")
+PRIOR_SOURCES = ("offline", "online")
 
 
 @dataclass
 class BASISConfig(AlgorithmConfig):
     samples_per_prompt: int = 1
     value_estimator: str = "calibrated"
-    """batch_mean (REINFORCE++) | prior | calibrated | calibrated_kernel."""
+    """batch_mean (REINFORCE++) | prior | calibrated | calibrated_kernel | blue (after the public description)."""
+    prior_source: str = "offline"
+    """offline: p0 from the reference samples, fixed; online: each prompt's discounted Beta posterior,
+    started at p0 and updated with its own rewards each time it is trained on (it follows the policy)."""
+    online_discount: float = 0.8
+    """Weight of a prompt's older evidence per visit in the online prior (1: never forget)."""
     offline_samples: int = 8
     """M reference samples per training prompt for the prior (shared with A*-PO when equal)."""
     folds: int = 2
@@ -316,39 +115,74 @@ class BASISConfig(AlgorithmConfig):
     newton_steps: int = 5
     kernel_bandwidth: float = 0.5
     kernel_ridge: float = 1.0
+    blue_beta_min: float = 0.5
+    """BLUE's temperature grid: `blue_beta_points` log-spaced values from min to max (one point: no search)."""
+    blue_beta_max: float = 20.0
+    blue_beta_points: int = 13
+    blue_eps: float = 1e-3
+    """BLUE's active set: eps < V < 1 - eps."""
+    blue_inactive: str = "zero"
+    """Baseline of an inactive prompt: zero (as described) | own (its V)."""
+    blue_offline_value: str = "tilt"
+    """tilt: sigmoid(logit p0 + 1/beta) | soft: A*-PO's beta * log(1 - p0 + p0 e^(1/beta))."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.value_estimator not in VALUE_ESTIMATORS:
             raise ValueError(f"value_estimator must be one of {VALUE_ESTIMATORS}, got {self.value_estimator!r}")
+        if self.prior_source not in PRIOR_SOURCES:
+            raise ValueError(f"prior_source must be one of {PRIOR_SOURCES}, got {self.prior_source!r}")
+        if self.prior_source == "online" and self.value_estimator == "batch_mean":
+            raise ValueError("prior_source 'online' needs a value_estimator that uses a prior, not batch_mean")
+        if not 0 < self.online_discount <= 1:
+            raise ValueError(f"online_discount must lie in (0, 1], got {self.online_discount}")
         if self.folds < 2:
             raise ValueError(f"folds must be >= 2 (cross-fitting), got {self.folds}")
+        if self.blue_inactive not in INACTIVE:
+            raise ValueError(f"blue_inactive must be one of {INACTIVE}, got {self.blue_inactive!r}")
+        if self.blue_offline_value not in OFFLINE_VALUES:
+            raise ValueError(f"blue_offline_value must be one of {OFFLINE_VALUES}, got {self.blue_offline_value!r}")
+        if not 0 < self.blue_beta_min <= self.blue_beta_max or self.blue_beta_points < 1:
+            raise ValueError("blue_beta_min, blue_beta_max must satisfy 0 < min <= max and blue_beta_points >= 1, got "
+                             f"{self.blue_beta_min}, {self.blue_beta_max}, {self.blue_beta_points}")
+        if not 0 <= self.blue_eps < 0.5:
+            raise ValueError(f"blue_eps must lie in [0, 0.5), got {self.blue_eps}")
 
 
 class BASIS(RLModule):
+    name = "basis"
     config_class = BASISConfig
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.prior: dict[str, float] = {}
         self.calibration = (0.0, 1.0)  # (a, b), warm start of the next fit
+        self.blue_beta = float("nan")  # the temperature BLUE chose at the last step
+        # Under DDP each process updates the posteriors of the prompts it trains on.
+        self.online = OnlinePrior(self.config.online_discount)
 
     def offline_samples_per_prompt(self) -> int:
         return 0 if self.config.value_estimator == "batch_mean" else self.config.offline_samples
 
     def training_state(self) -> dict:
-        return {**super().training_state(), "prior": dict(self.prior), "calibration": list(self.calibration)}
+        state = {**super().training_state(), "prior": dict(self.prior), "calibration": list(self.calibration)}
+        if self.config.prior_source == "online":
+            state["online"] = self.online.state_dict()
+        return state
 
     def load_training_state(self, state: dict) -> None:
         super().load_training_state(state)
         self.prior = dict(state["prior"])
         self.calibration = tuple(float(v) for v in state["calibration"])
+        if "online" in state:
+            self.online.load_state_dict(state["online"])
 
     def set_offline(self, stats: dict) -> None:
         ids = list(stats)
         correct = torch.tensor([sum(r > 0.5 for r in stats[i]) for i in ids])
         samples = torch.tensor([len(stats[i]) for i in ids])
         self.prior = dict(zip(ids, prior_from_counts(correct, samples).tolist()))
+        self.online.start(stats)
 
     def prepare(self, batch, examples):
         # The batch-wide estimate uses the global batch: under DDP, every process gathers all
@@ -358,10 +192,22 @@ class BASIS(RLModule):
         if c.value_estimator == "batch_mean":
             batch.values = batch_mean_values(rewards)[mine]
             return
-        prior = torch.tensor([self.prior[ex.id] for ex in examples], dtype=rewards.dtype, device=rewards.device)
+        ids = [ex.id for ex in examples]
+        if c.prior_source == "online":  # read before this step's rewards join it: V_i never uses r_i
+            prior = self.online.values(ids, rewards.dtype, rewards.device)
+            self.online.update(ids, batch.rewards)
+        else:
+            prior = torch.tensor([self.prior[i] for i in ids], dtype=rewards.dtype, device=rewards.device)
         prior, _ = self.global_batch(prior)
         if c.value_estimator == "prior":
             batch.values = prior[mine]
+            return
+        if c.value_estimator == "blue":
+            grid = log_grid(c.blue_beta_min, c.blue_beta_max, c.blue_beta_points)
+            values, beta = blue_values_with_beta(rewards, prior, grid, c.blue_eps, c.blue_inactive,
+                                                 c.blue_offline_value)
+            self.blue_beta = float(beta)
+            batch.values = values[mine]
             return
         values, (a, b) = batch_values_with_state(rewards, prior, c.folds, c.ridge, seed=self.seed * 7907 + self.rl_step,
                                                  init=self.calibration, newton_steps=c.newton_steps)
@@ -387,14 +233,12 @@ class BASIS(RLModule):
 
     def loss(self, batch, logp, logits, denominators):
         c = self.config
-        mask = batch.response_mask
-        loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps, c.loss_agg,
-                                        **denominators)
-        stats = {"policy_loss": float(loss.detach()),
+        loss, stats = losses.policy_loss(logp, batch.old_logp, batch.advantages, batch.response_mask, c.clip_eps,
+                                         c.loss_agg, c.kl_coef, batch.ref_logp, c.kl_kind, **denominators)
+        stats = {"policy_loss": stats["policy_loss"],
                  "value_mse": float(((batch.rewards - batch.values) ** 2).mean()),
-                 "calibration_a": self.calibration[0], "calibration_b": self.calibration[1]}
-        if c.kl_coef > 0:
-            kl = losses.aggregate(losses.kl_penalty(logp, batch.ref_logp, c.kl_kind), mask, c.loss_agg, **denominators)
-            stats["kl_ref"] = float(kl.detach())
-            loss = loss + c.kl_coef * kl
+                 "calibration_a": self.calibration[0], "calibration_b": self.calibration[1],
+                 **({"kl_ref": stats["kl_ref"]} if "kl_ref" in stats else {})}
+        if c.value_estimator == "blue":
+            stats["blue_beta"] = self.blue_beta
         return loss, stats

@@ -72,6 +72,7 @@ class GRPOConfig(AlgorithmConfig):
 
 
 class GRPO(RLModule):
+    name = "grpo"
     config_class = GRPOConfig
 
     def advantages(self, batch):
@@ -80,12 +81,5 @@ class GRPO(RLModule):
 
     def loss(self, batch, logp, logits, denominators):
         c = self.config
-        mask = batch.response_mask
-        policy_loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps,
-                                               c.loss_agg, **denominators)
-        stats = {"policy_loss": float(policy_loss.detach())}
-        if c.kl_coef > 0:
-            kl = losses.aggregate(losses.kl_penalty(logp, batch.ref_logp, c.kl_kind), mask, c.loss_agg, **denominators)
-            stats["kl_ref"] = float(kl.detach())
-            return policy_loss + c.kl_coef * kl, stats
-        return policy_loss, stats
+        return losses.policy_loss(logp, batch.old_logp, batch.advantages, batch.response_mask, c.clip_eps,
+                                  c.loss_agg, c.kl_coef, batch.ref_logp, c.kl_kind, **denominators)

@@ -160,6 +160,34 @@ def clipped_surrogate(
                      max_len=max_len)
 
 
+def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float = 0.2,
+                mode: str = "token-mean", kl_coef: float = 0.0, ref_logp: Tensor | None = None,
+                kl_kind: str = "k3", **denominators) -> tuple[Tensor, dict]:
+    """The policy loss every clipped-surrogate algorithm shares (GRPO, PPO, BASIS, RLOO, REINFORCE++):
+    ``clipped_surrogate + kl_coef * aggregate(kl_penalty(logp, ref_logp, kl_kind))``.
+
+    Args:
+        logp, old_logp, advantages, mask: ``[B, T]``, as :func:`clipped_surrogate`.
+        clip_eps, mode: as :func:`clipped_surrogate`.
+        denominators: ``num_tokens``, ``num_seqs``, ``max_len``, as :func:`aggregate`.
+        kl_coef: weight of the in-loss KL to the reference (0: no KL term, ``ref_logp`` unused).
+        ref_logp: ``[B, T]`` reference log-probs, needed when ``kl_coef > 0``.
+        kl_kind: ``"k1"`` | ``"k2"`` | ``"k3"``.
+
+    Returns:
+        ``(loss, stats)``: a 0-dim tensor and ``{"policy_loss": float[, "kl_ref": float]}``.
+    """
+    loss = clipped_surrogate(logp, old_logp, advantages, mask, clip_eps, mode, **denominators)
+    stats = {"policy_loss": float(loss.detach())}
+    if kl_coef > 0:
+        if ref_logp is None:
+            raise ValueError("policy_loss: kl_coef > 0 needs ref_logp")
+        kl = aggregate(kl_penalty(logp, ref_logp, kl_kind), mask, mode, **denominators)
+        stats["kl_ref"] = float(kl.detach())
+        loss = loss + kl_coef * kl
+    return loss, stats
+
+
 def clip_fraction(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
                   clip_eps: float = 0.2) -> Tensor:
     """Fraction of valid tokens whose surrogate is clipped (zero gradient); a diagnostic.

@@ -150,6 +150,7 @@ class ValueModel(torch.nn.Module):
 
 
 class PPO(RLModule):
+    name = "ppo"
     config_class = PPOConfig
     needs_critic = True
     additive_stats = RLModule.additive_stats + ("train/value_mse",)
@@ -195,8 +196,9 @@ class PPO(RLModule):
     def loss(self, batch, logp, logits, denominators):
         c = self.config
         mask = batch.response_mask
-        policy_loss = losses.clipped_surrogate(logp, batch.old_logp, batch.advantages, mask, c.clip_eps,
-                                               c.loss_agg, **denominators)
+        # The KL is in the reward (token_rewards), not the loss.
+        policy_loss, _ = losses.policy_loss(logp, batch.old_logp, batch.advantages, mask, c.clip_eps, c.loss_agg,
+                                            **denominators)
         values = self.critic(batch)
         critic_loss = value_loss(values, batch.values, batch.returns, mask, c.value_clip, c.loss_agg, **denominators)
         self.counters["critic_train_tokens"] = self.counters.get("critic_train_tokens", 0) + batch.num_tokens

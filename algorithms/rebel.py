@@ -77,6 +77,7 @@ class REBELConfig(AlgorithmConfig):
 
 
 class REBEL(RLModule):
+    name = "rebel"
     config_class = REBELConfig
 
     # needs_old_logp: the base's rule. With one epoch and one mini-batch the policy that sampled
@@ -84,11 +85,15 @@ class REBEL(RLModule):
     # detached, in the loss: one forward pass per step less, the same numbers.
 
     def advantages(self, batch):
-        """[N] KL-shaped sequence rewards R (REBEL regresses on their pairwise differences);
-        None when there is no old-policy pass yet (then the loss computes them, see above)."""
-        if batch.old_logp is None:
-            return None
-        return self.shaped_rewards(batch, batch.old_logp)
+        """[N, T]: each response's KL-shaped reward relative to its pair, ``(R_i - R_j) / 2``, on
+        every valid token: the per-token form of what the regression fits (it regresses the pair's
+        log-ratio difference onto ``eta * (R_i - R_j)``). The loss computes its target itself from
+        the micro-batch's old log-probs (with one epoch: the current ones, detached, which exist only
+        there); with no old-policy pass yet this KL term uses the sampler's log-probs."""
+        shaped = self.shaped_rewards(batch, batch.old_logp if batch.old_logp is not None else batch.sample_logp)
+        pairs = shaped.view(-1, 2)
+        relative = (pairs - pairs.mean(-1, keepdim=True)).reshape(-1)
+        return relative[:, None] * batch.response_mask
 
     def shaped_rewards(self, batch, old_logp):
         mask = batch.response_mask
@@ -98,7 +103,7 @@ class REBEL(RLModule):
 
     def loss(self, batch, logp, logits, denominators):
         mask = batch.response_mask
-        shaped = batch.advantages if batch.advantages is not None else self.shaped_rewards(batch, batch.old_logp)
+        shaped = self.shaped_rewards(batch, batch.old_logp)
         seq = losses.sequence_logp(logp, mask).view(-1, 2)
         old = losses.sequence_logp(batch.old_logp, mask).view(-1, 2)
         loss = regression_loss(seq, old, shaped.view(-1, 2), self.config.eta,

@@ -27,7 +27,9 @@ import tempfile
 
 import common
 
-ALGORITHMS = ("grpo", "a_star_po", "basis", "rebel", "ppo")
+import algorithms
+
+ALGORITHMS = tuple(algorithms.names())  # every registered algorithm
 
 
 def worker(args) -> None:

@@ -8,6 +8,7 @@ import sys
 import yaml
 
 from harness.compare import RunFailed
+from harness.config import EVAL_SPLITS
 from harness.tracking import TrackingUnreachable
 
 
@@ -44,6 +45,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples-per-step", dest="samples_per_step", type=int,
                    help="prompts per step = this / the algorithm's samples per prompt")
     p.add_argument("--eval-limit", dest="eval_limit", type=int, help="held-out prompts evaluated")
+    p.add_argument("--eval-split", dest="eval_split", choices=list(EVAL_SPLITS),
+                   help="held-out examples: test, or validation carved from the train split (sweeps: always validation)")
     p.add_argument("--eval-every", dest="eval_every", type=int, help="evaluate every N steps (0: before/after only)")
     p.add_argument("--diag-every", dest="diag_every", type=int,
                    help="value-estimation diagnostic at step 0 and every N steps (0: off; not charged)")
@@ -71,7 +74,7 @@ def _run_overrides(args, keys) -> dict:
     return values
 
 
-RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_every",
+RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_split", "eval_every",
             "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline",
             "checkpoint_every", "keep_checkpoint", "strategy", "devices", "num_nodes")
 
@@ -126,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="train one algorithm with one seed; evaluate before and after")
-    p.add_argument("--algorithm", default="grpo", help="algorithms.names()")
+    p.add_argument("--algorithm", default="grpo",
+                   help="a registered name (algorithms.names(): a file in algorithms/ or an entry point of "
+                        "the group rlvr_bench.algorithms) or package.module:ClassName")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's last checkpoint (results/<experiment>/checkpoints), if any")
@@ -152,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.eval_command import add_eval_parser
 
     add_eval_parser(sub)
+
+    from harness.value_table import add_value_table_parser
+
+    add_value_table_parser(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ import yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 STRATEGIES = ("auto", "ddp", "fsdp")
+EVAL_SPLITS = ("test", "validation")
 
 
 @dataclass
@@ -44,6 +45,9 @@ class RunConfig:
     algorithms with one rollout per prompt see as many samples per step as GRPO with groups."""
     train_limit: int | None = None
     eval_limit: int = 200
+    eval_split: str = "test"
+    """Held-out examples: `test`, or `validation` carved from the train split (tasks.validation; the
+    run then trains on the rest of train and never reads test). Sweeps score trials on validation."""
     eval_samples: int = 1
     """Samples per held-out prompt; pass@1 is their mean."""
     eval_temperature: float = 1.0
@@ -54,8 +58,8 @@ class RunConfig:
     diag_every: int = 0
     """Run the value-estimation diagnostic at step 0 and every this many steps (0: off). Not charged."""
     diag_probe: int = 64
-    """Probe prompts of the diagnostic: the first `diag_probe` examples of the test split (they may
-    overlap the evaluation set; neither is trained on)."""
+    """Probe prompts of the diagnostic: the first `diag_probe` examples of the held-out split
+    (`eval_split`; they may overlap the evaluation set; neither is trained on)."""
     diag_mc_samples: int = 16
     """Rollouts per probe prompt for its Monte-Carlo value (on top of the 8 the estimators use)."""
     budget: str | None = None
@@ -99,6 +103,8 @@ class RunConfig:
         for name in ("train_limit", "threads", "eval_max_new_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (or unset), got {getattr(self, name)}")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {self.eval_split!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.budget is not None:
@@ -222,7 +228,8 @@ def validate_run(run: RunConfig):
     from harness.engines import ENGINES
     from harness.prompts import STYLES
 
-    for name, value, known in (("algorithm", run.algorithm, algorithms.names()), ("task", run.task, tasks.names()),
+    algorithms.get(run.algorithm)  # a registered name or package.module:Class; the error lists the names
+    for name, value, known in (("task", run.task, tasks.names()),
                                ("engine", run.engine, ENGINES), ("prompt_style", run.prompt_style, STYLES)):
         if value not in known:
             raise ValueError(f"{name} {value!r} is not one of {list(known)}")

@@ -4,36 +4,32 @@ On a fixed probe set, draw `group_size + mc_samples` rollouts per prompt from th
 The last `mc_samples` give the Monte-Carlo value of each prompt and are held out from every
 estimator, so no estimator sees the samples it is scored against. The first `group_size` feed the
 estimators that use online rollouts: sample 0 alone is the one-rollout-per-prompt batch
-(REINFORCE++, BASIS), all `group_size` are GRPO's group. The offline estimators (BASIS's prior,
-A*-PO's V*) use reference samples drawn once before training (`harness.offline`).
+(REINFORCE++, BASIS), all `group_size` are GRPO's group (RLOO's leave-one-out scores sample 0
+against the other `group_size - 1`). The offline estimators (BASIS's prior, A*-PO's V*) use reference
+samples drawn once before training (`harness.offline`); the online prior starts from them and adds
+each diagnostic's sample 0, as BASIS's online prior adds each visit's reward.
+Every estimator of `algorithms.estimators.ESTIMATORS` is scored; none is re-stated here.
 Logged as `diag/value_mse/<estimator>` (ALGORITHMS.md); its cost is reported as `timing_s/diag`
 and never charged to the training budget.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 import lightning as L
 import torch
 
-from algorithms.a_star_po import optimal_values
-from algorithms.basis import (
-    batch_mean_values,
-    batch_values,
-    fold_assignment,
-    kernel_smoothed_values,
-    prior_from_counts,
-    prompt_embeddings,
-)
+from algorithms import estimators
+from algorithms.basis import prompt_embeddings
 from algorithms.batch import positions
 from algorithms.rollout import SamplingParams
 from harness.evaluate import sample_and_verify
 from harness.engines.hf import left_pad
 
-FOLDS = 2  # BASIS's default cross-fitting
-A_STAR_PO_BETA1 = 0.5
+GROUP_ESTIMATORS = ("group_mean", "leave_one_out")  # named with their n: group_mean_8
 DIAG_OFFLINE_SAMPLES = 8
 """Reference samples per probe prompt when the algorithm has no offline stage (ALGORITHMS.md's M = N = 8)."""
 
@@ -41,7 +37,7 @@ DIAG_OFFLINE_SAMPLES = 8
 def value_diagnostic(engine, task, probe_examples: list, encode_fn, offline_rewards: dict[str, list[float]],
                      mc_samples: int = 16, group_size: int = 8, seed: int = 0, temperature: float = 1.0,
                      max_new_tokens: int = 40, embed_fn: Callable[[list], torch.Tensor] | None = None,
-                     top_p: float = 1.0) -> dict:
+                     top_p: float = 1.0, online_prior: estimators.OnlinePrior | None = None) -> dict:
     """MSE of each estimator's baseline against the Monte-Carlo value on the probe prompts.
 
     Args:
@@ -54,11 +50,14 @@ def value_diagnostic(engine, task, probe_examples: list, encode_fn, offline_rewa
         group_size: GRPO's n; rollouts 0..group_size-1 of each prompt.
         seed: sampling seed; also the fold seed of the cross-fitted calibration.
         embed_fn: examples -> ``[P, H]`` prompt embeddings; adds `calibrated_kernel` when given.
+        online_prior: the probe prompts' online posteriors, read, then updated with this call's
+            sample 0 (default: a fresh one started from `offline_rewards`, equal to the prior).
 
     Returns:
-        ``{"diag/value_mse/<estimator>": float, ..., "diag/mc_value_mean": float}`` with estimators
-        batch_mean, group_mean_<group_size>, prior, calibrated, [calibrated_kernel],
-        a_star_po_v_star.
+        ``{"diag/value_mse/<estimator>": float, ..., "diag/mc_value_mean", "diag/mc_samples" (K),
+        "diag/mc_noise" (mean m (1 - m) / (K - 1) over the probe prompts): float}`` over
+        `algorithms.estimators.names()` (group ones as `<name>_<group_size>`; `calibrated_kernel`
+        only with `embed_fn`, `leave_one_out` only with group_size >= 2).
     """
     if len(probe_examples) < 2 or mc_samples < 1 or group_size < 1:
         raise ValueError("the diagnostic needs >= 2 probe prompts, mc_samples >= 1 and group_size >= 1")
@@ -73,22 +72,28 @@ def value_diagnostic(engine, task, probe_examples: list, encode_fn, offline_rewa
     single = scores[:, 0]  # [P] the one-rollout-per-prompt batch
 
     offline = torch.tensor([offline_rewards[ex.id] for ex in probe_examples], dtype=torch.float64)  # [P, M]
-    prior = prior_from_counts((offline > 0.5).sum(-1), offline.shape[-1])
-    calibrated = batch_values(single, prior, folds=FOLDS, seed=seed)
-    values = {
-        "batch_mean": batch_mean_values(single),
-        f"group_mean_{group_size}": scores[:, :group_size].mean(-1),
-        "prior": prior,
-        "calibrated": calibrated,
-    }
-    if embed_fn is not None:
-        fold_ids = fold_assignment(len(single), FOLDS, seed, single.device)
-        values["calibrated_kernel"] = kernel_smoothed_values(calibrated, single, embed_fn(probe_examples).cpu(),
-                                                             fold_ids=fold_ids)
-    values["a_star_po_v_star"] = optimal_values(offline, A_STAR_PO_BETA1)
+    ids = [ex.id for ex in probe_examples]
+    if online_prior is None:
+        online_prior = estimators.OnlinePrior()
+        online_prior.start({i: offline_rewards[i] for i in ids})
+    inputs = estimators.EstimatorInputs(
+        rewards=single, offline_rewards=offline, group_rewards=scores[:, :group_size], seed=seed,
+        embeddings=None if embed_fn is None else embed_fn(probe_examples).cpu().to(torch.float64),
+        online_prior=online_prior.values(ids))
+    online_prior.update(ids, single)  # after reading: no estimate uses the rollout it is scored with
+    values = {}
+    for name, estimator in estimators.ESTIMATORS.items():
+        value = estimator(inputs)
+        if value is not None:
+            values[f"{name}_{group_size}" if name in GROUP_ESTIMATORS else name] = value
     metrics = {f"diag/value_mse/{name}": float(((v.to(torch.float64) - mc_value) ** 2).mean())
                for name, v in values.items()}
     metrics["diag/mc_value_mean"] = float(mc_value.mean())
+    # Each MSE above carries the Monte-Carlo value's own variance, mean_i p_i (1 - p_i) / K; its
+    # unbiased estimate, which harness/value_table.py subtracts (nan with one MC rollout).
+    metrics["diag/mc_samples"] = float(mc_samples)
+    metrics["diag/mc_noise"] = (float((mc_value * (1 - mc_value)).mean()) / (mc_samples - 1)
+                                if mc_samples > 1 else math.nan)
     return metrics
 
 
@@ -117,12 +122,15 @@ class ValueDiagnosticCallback(L.Callback):
             raise ValueError(f"every must be >= 1, got {every}")
         self.recorder, self.task, self.examples, self.encode_fn = recorder, task, probe_examples, encode_fn
         self.offline_rewards, self.every, self.diag_kwargs = offline_rewards, every, diag_kwargs
+        # Follows the probe prompts across the diagnostic's points (restarted by a resumed run).
+        self.online_prior = estimators.OnlinePrior()
+        self.online_prior.start({ex.id: offline_rewards[ex.id] for ex in probe_examples})
 
     def run(self, module) -> dict:
         started = time.perf_counter()
         embed_fn = policy_embed_fn(module.policy, module.tokenizer.pad_token_id, self.encode_fn)
         metrics = value_diagnostic(module.engine, self.task, self.examples, self.encode_fn, self.offline_rewards,
-                                   embed_fn=embed_fn, **self.diag_kwargs)
+                                   embed_fn=embed_fn, online_prior=self.online_prior, **self.diag_kwargs)
         metrics["timing_s/diag"] = time.perf_counter() - started
         self.recorder.diag_curve.append({"step": module.rl_step, **metrics, **self.recorder.budget(module)})
         self.recorder.log(metrics, module.rl_step)

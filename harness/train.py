@@ -12,6 +12,7 @@ import torch
 from harness.budget import Budget
 from harness.config import RunConfig, as_params, prompts_per_step
 from harness.prompts import PROMPT_VERSION, encode_prompts
+from harness.splits import held_out_examples, load_examples, run_examples, split_record  # noqa: F401 (benchmarks import load_examples here)
 
 
 def quiet_lightning() -> None:
@@ -35,13 +36,6 @@ def make_logger(run: RunConfig, tags: dict, run_id: str | None = None):
     ensure_experiment(uri, run.experiment)  # a new store's tables, made under a lock
     return ResilientMLFlowLogger(experiment_name=run.experiment, tracking_uri=uri,
                                  run_name=f"{run.algorithm}-seed{run.seed}", tags=tags, run_id=run_id)
-
-
-def load_examples(task, split: str, run: RunConfig, limit: int | None) -> list:
-    try:
-        return task.load(split, data_dir=run.data_dir, limit=limit, **run.task_options)
-    except TypeError as err:
-        raise ValueError(f"task_options {run.task_options}: not accepted by task {run.task!r} ({err})") from None
 
 
 def before_eval_cache(run: RunConfig, model_path: str, engine, data: dict, eval_kwargs: dict) -> Path:
@@ -82,7 +76,7 @@ def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn
     from harness.diagnostic import DIAG_OFFLINE_SAMPLES, ValueDiagnosticCallback
     from harness.offline import offline_stage
 
-    probe = load_examples(task, "test", run, run.diag_probe)
+    probe = held_out_examples(task, run, run.diag_probe)
     # The module's own M when it has an offline stage, so an ablation of M shows in the diagnostic.
     n = module.offline_samples_per_prompt() or DIAG_OFFLINE_SAMPLES
     log(f"diag: value diagnostic every {run.diag_every} steps on {len(probe)} probe prompts (not charged)")
@@ -141,10 +135,9 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     model_path = resolve_model(run.model, log=log)
     tokenizer, policy = load_policy(model_path)
     watch(policy)  # the CPU's peak memory figure (harness.heap); its reference copy inherits the hook
-    train_examples = load_examples(task, "train", run, run.train_limit)
-    eval_examples = load_examples(task, "test", run, run.eval_limit)
+    train_examples, eval_examples = run_examples(task, run)
     data = {"data_dir": run.data_dir, "train": examples_checksum(train_examples),
-            "eval": examples_checksum(eval_examples)}
+            "eval": examples_checksum(eval_examples), **split_record(run)}
     engine = make_engine(run.engine, policy, tokenizer, model_dir=model_path, options=run.engine_options)
 
     def encode_fn(examples):

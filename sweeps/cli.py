@@ -53,6 +53,9 @@ def cmd_sweep(args) -> int:
         multi_objective=args.multi_objective, space=args.space, seed=args.seed, baseline=args.baseline, pruner=args.pruner,
         pruner_startup_trials=args.pruner_startup_trials, startup_trials=args.startup_trials,
         heartbeat_s=args.heartbeat, grace_s=args.grace, max_retry=args.max_retry)
+    if args.eval_split == "test":
+        raise ValueError("--eval-split test: a sweep scores its trials on the validation split carved from the "
+                         "train split, so that the tuned comparison's test accuracy is not tuned on; leave the flag out")
     overrides = _run_overrides(args, RUN_KEYS)
     overrides.update(algorithm=args.algorithm, seed=args.seed)
     run = load_run_config(args.preset, overrides)

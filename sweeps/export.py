@@ -9,8 +9,10 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
-# Settings of one machine or one run, not of the experiment.
-NOT_EXPORTED = {"algorithm", "seed", "algo", "per_algorithm", "output_dir", "tracking_uri", "threads", "data_dir"}
+# Settings of one machine or one run, not of the experiment; eval_split too: the sweep scored on
+# validation, the tuned comparison reports on test.
+NOT_EXPORTED = {"algorithm", "seed", "algo", "per_algorithm", "output_dir", "tracking_uri", "threads", "data_dir",
+                "eval_split"}
 
 
 def best_trial(study):

@@ -119,7 +119,8 @@ def _mlflow_parent(run: RunConfig, name: str, settings: SweepSettings, space) ->
     experiment_id = ensure_experiment(run.tracking(), run.experiment)
     parent = client.create_run(experiment_id, run_name=name, tags={
         "sweep.study": name, "sweep.role": "parent", "algorithm": settings.algorithm,
-        "sweep.objectives": "accuracy,seconds" if settings.multi_objective else "accuracy"})
+        "sweep.objectives": "accuracy,seconds" if settings.multi_objective else "accuracy",
+        "sweep.eval_split": run.eval_split})
     for p in space:
         spec = list(p.choices) if p.distribution == "categorical" else [p.low, p.high]
         client.log_param(parent.info.run_id, f"space.{p.name}", f"{p.distribution} {spec}")
@@ -292,7 +293,9 @@ def run_sweep(settings: SweepSettings, run: RunConfig, preset: str | None = None
     # heartbeat, constant_liar and fail_stale_trials are "experimental" in Optuna; they are relied on here.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     space = load_space(settings.algorithm, settings.space)
-    run = dataclasses.replace(run, algorithm=settings.algorithm)
+    # Trials score on validation carved from the train split: tuning never sees the test examples
+    # that the tuned comparison reports on (harness.splits).
+    run = dataclasses.replace(run, algorithm=settings.algorithm, eval_split="validation")
     check_tracking_uri(run.tracking())
     storage_url = settings.storage or default_storage(run)
     study = open_study(settings, run, storage_url, space, preset, log=log)

@@ -38,6 +38,23 @@ NOTES = [
 ]
 
 
+def held_out_splits(records: list[dict]) -> str:
+    """Which split each accuracy comes from: `test`, or `validation` carved from the train split
+    (harness.splits); runs recorded before the setting existed evaluated on test."""
+    counts: dict[str, set] = {}
+    for r in records:
+        split = str((r.get("config") or {}).get("eval_split") or "test")
+        examples = ((r.get("data") or {}).get("eval") or {}).get("examples")
+        counts.setdefault(split, set()).add(examples)
+    parts = []
+    for split, sizes in sorted(counts.items()):
+        known = sorted(n for n in sizes if n is not None)
+        size = f" ({'/'.join(str(n) for n in known)} examples)" if known else ""
+        parts.append(f"`{split}`{size}" + (" carved from the train split, disjoint from the training prompts"
+                                           if split == "validation" else ""))
+    return " and ".join(parts)
+
+
 def _describe(records: list[dict], board: dict) -> list[str]:
     values = lambda key: sorted({str(r.get(key)) for r in records})  # noqa: E731
     groups = by_algorithm(records)
@@ -52,6 +69,7 @@ def _describe(records: list[dict], board: dict) -> list[str]:
         f"{len(records)} runs: {', '.join(f'{n} x{len(r)}' for n, r in groups.items())}. "
         f"Task {', '.join(values('task'))}; model {', '.join(values('model'))}; engine {', '.join(values('engine'))}; "
         f"budget {', '.join(b if b != 'None' else 'none (max_steps)' for b in values('budget'))}.",
+        f"Accuracy is measured on the held-out split {held_out_splits(records)}.",
         f"Baseline for the ratios: {board['baseline'] or 'none (no runs of the requested baseline)'}; "
         f"target accuracy {target}.",
     ]

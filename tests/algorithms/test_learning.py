@@ -16,7 +16,9 @@ CASES = [(name, "hf") for name in algorithms.names()] + [("rebel", "vllm"), ("ba
 # Longest first, so that `make test`'s two workers share them evenly (minutes for both seeds on one
 # thread of a 2-core CI machine).
 MINUTES = {("ppo", "hf"): 6.0, ("a_star_po", "hf"): 3.4, ("basis", "vllm"): 3.4, ("rebel", "vllm"): 3.0,
-           ("basis", "hf"): 3.0, ("rebel", "hf"): 2.4, ("grpo", "hf"): 1.6}
+           ("basis", "hf"): 3.0, ("rebel", "hf"): 2.4, ("grpo", "hf"): 1.6,
+           # Estimates: RLOO's step is GRPO's shape (32 x 8), REINFORCE++'s a one-rollout step without offline stage.
+           ("rloo", "hf"): 1.7, ("reinforce_pp", "hf"): 2.6}
 CASES.sort(key=lambda case: -MINUTES.get(case, 0.0))
 SEEDS = (0, 1)
 # The gain is held-out accuracy after 40 steps minus before, paired (500 problems x 2 samples, the

@@ -222,3 +222,19 @@ def test_float32_in_float32_out():
     assert losses.entropy_from_logits(logits).dtype == f32
     assert losses.masked_whiten(logp, mask).dtype == f32
     assert losses.masked_mean(logp, mask).dtype == f32
+
+
+def test_policy_loss_is_the_clipped_surrogate_plus_the_weighted_kl():
+    torch.manual_seed(0)
+    logp, old, ref = (torch.randn(3, 4, dtype=torch.float64) * 0.1 for _ in range(3))
+    adv = torch.randn(3, 4, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
+    surrogate = losses.clipped_surrogate(logp, old, adv, mask, 0.2, "seq-mean-token-mean", num_seqs=6)
+    kl = losses.aggregate(losses.kl_penalty(logp, ref, "k2"), mask, "seq-mean-token-mean", num_seqs=6)
+    loss, stats = losses.policy_loss(logp, old, adv, mask, 0.2, "seq-mean-token-mean", 0.1, ref, "k2", num_seqs=6)
+    assert torch.equal(loss, surrogate + 0.1 * kl)
+    assert stats == {"policy_loss": float(surrogate), "kl_ref": float(kl)}
+    plain, stats = losses.policy_loss(logp, old, adv, mask)
+    assert torch.equal(plain, losses.clipped_surrogate(logp, old, adv, mask)) and set(stats) == {"policy_loss"}
+    with pytest.raises(ValueError, match="ref_logp"):
+        losses.policy_loss(logp, old, adv, mask, kl_coef=0.1)

@@ -32,13 +32,13 @@ def make_module(name, tiny_model_dir, **overrides):
 
 
 # Group sizes that let 8 samples split into micro-batches of 2.
-SMALL_GROUPS = {"grpo": {"samples_per_prompt": 2}, "rebel": {}, "ppo": {}, "a_star_po": {}, "basis": {}}
+SMALL_GROUPS = {"grpo": {"samples_per_prompt": 2}, "rloo": {"samples_per_prompt": 2}}
 
 
 @pytest.mark.parametrize("name", algorithms.names())
 def test_micro_batches_accumulate_to_the_full_batch_gradient(name, tiny_model_dir):
     torch.manual_seed(0)
-    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS[name])
+    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS.get(name, {}))
     g = module.samples_per_prompt
     batch, _ = module.make_batch(examples[: 8 // g])
     assert len(batch) == 8
@@ -58,7 +58,7 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(name, tiny_model_di
 @pytest.mark.parametrize("name", ["a_star_po", "grpo"])
 def test_token_budgeted_micro_batches_fit_the_budget_and_accumulate_to_the_full_gradient(name, tiny_model_dir):
     torch.manual_seed(0)
-    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS[name])
+    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS.get(name, {}))
     g = module.samples_per_prompt
     batch, _ = module.make_batch(examples[: 8 // g])
     shared = module.shares_prompts(batch)
@@ -163,3 +163,48 @@ def test_gradient_checkpointing_falls_back_to_separate_prompts(tiny_model_dir):
     (logp * batch.response_mask).sum().backward()
     mask = batch.response_mask.bool()
     assert torch.allclose(logp.detach()[mask], shared[mask], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", algorithms.names())
+def test_advantages_are_per_token(name, tiny_model_dir):
+    torch.manual_seed(0)
+    module, examples = make_module(name, tiny_model_dir, **SMALL_GROUPS.get(name, {}))
+    batch, _ = module.make_batch(examples[: 8 // module.samples_per_prompt])
+    assert batch.advantages.shape == batch.response_mask.shape
+    assert (batch.advantages[batch.response_mask == 0] == 0).all()
+
+
+@pytest.mark.parametrize("overrides", [{"value_estimator": "blue"}, {"value_estimator": "blue", "prior_source": "online"},
+                                       {"value_estimator": "calibrated", "prior_source": "online"}])
+def test_basis_blue_and_online_prior_train(overrides, tiny_model_dir):
+    torch.manual_seed(0)
+    module, examples = make_module("basis", tiny_model_dir, **overrides)
+    before = module.online.values([ex.id for ex in examples])
+    batch, _ = module.make_batch(examples)
+    assert torch.isfinite(batch.values).all() and batch.values.shape == (len(examples),)
+    after = module.online.values([ex.id for ex in examples])
+    if overrides.get("prior_source") == "online":
+        # Each prompt's posterior moved toward its reward, and the state goes into checkpoints.
+        moved = (after - before) * (batch.rewards.double() - before)
+        assert (moved >= 0).all() and (after != before).any()
+        state = module.training_state()
+        module.online.counts = {}
+        module.load_training_state(state)  # a resumed run continues the posteriors
+        assert torch.equal(module.online.values([ex.id for ex in examples]), after)
+    else:
+        assert torch.equal(after, before)
+    if overrides["value_estimator"] == "blue":
+        assert 0.5 <= module.blue_beta <= 20.0
+    module.accumulate_gradients(batch)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.policy.parameters())
+
+
+def test_basis_rejects_settings_that_cannot_work():
+    from algorithms.basis import BASISConfig
+
+    with pytest.raises(ValueError, match="prior_source"):
+        BASISConfig(value_estimator="batch_mean", prior_source="online")
+    with pytest.raises(ValueError, match="blue_inactive"):
+        BASISConfig(blue_inactive="drop")
+    with pytest.raises(ValueError, match="blue_beta"):
+        BASISConfig(blue_beta_min=0.0)

@@ -17,12 +17,13 @@ def test_on_policy_rebel_matches_an_explicit_old_policy_pass(tiny_model_dir):
     torch.manual_seed(0)
     module, examples = make_module("rebel", tiny_model_dir, micro_batch_size=4)
     batch, _ = module.make_batch(examples[:4])
-    assert batch.old_logp is None and batch.advantages is None  # no old-policy forward pass ran
+    assert batch.old_logp is None  # no old-policy forward pass ran
+    assert batch.advantages.shape == batch.response_mask.shape
 
     skipped, skipped_stats = gradient(module, batch)
     explicit = copy.copy(batch)
     explicit.old_logp = module.no_grad_logp(module.policy, explicit)
-    explicit.advantages = module.shaped_rewards(explicit, explicit.old_logp)
+    explicit.advantages = module.advantages(explicit)
     reference, reference_stats = gradient(module, explicit)
     assert skipped.abs().sum() > 0
     torch.testing.assert_close(skipped, reference, rtol=1e-6, atol=1e-9)

@@ -56,12 +56,14 @@ def test_unknown_algorithm_lists_the_known_ones():
     assert algorithms.names() == sorted(algorithms.names())
 
 
-EVERY = dict.fromkeys(["a_star_po", "basis", "grpo", "ppo", "rebel"], 256)
+EVERY = dict.fromkeys(["a_star_po", "basis", "grpo", "ppo", "rebel", "reinforce_pp", "rloo"], 256)
 
 
 @pytest.mark.parametrize("preset, prompts, samples", [
-    ("default", {"grpo": 32, "rebel": 128, "a_star_po": 256, "basis": 256, "ppo": 256}, EVERY),
-    ("equal-prompts", EVERY, {"grpo": 2048, "rebel": 512, "a_star_po": 256, "basis": 256, "ppo": 256}),
+    ("default", {"grpo": 32, "rebel": 128, "a_star_po": 256, "basis": 256, "ppo": 256, "reinforce_pp": 256,
+                 "rloo": 32}, EVERY),
+    ("equal-prompts", EVERY, {"grpo": 2048, "rebel": 512, "a_star_po": 256, "basis": 256, "ppo": 256,
+                              "reinforce_pp": 256, "rloo": 2048}),
 ])
 def test_the_two_protocols_shape_every_step(preset, prompts, samples):
     """default: equal samples per step (prompts follow each algorithm's samples per prompt);

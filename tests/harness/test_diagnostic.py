@@ -15,7 +15,8 @@ from harness.models import load_policy
 from harness.prompts import encode_prompts
 from harness.train import run_training
 
-ESTIMATORS = ("batch_mean", "group_mean_8", "prior", "calibrated", "calibrated_kernel", "a_star_po_v_star")
+ESTIMATORS = ("batch_mean", "group_mean_8", "leave_one_out_8", "prior", "calibrated", "calibrated_kernel", "blue",
+              "online", "online_blue", "a_star_po_v_star")
 
 
 class BernoulliEngine:
@@ -54,7 +55,27 @@ def test_on_heterogeneous_prompts_the_group_and_batch_shared_estimators_beat_the
     assert mse["group_mean_8"] < mse["batch_mean"] / 4
     assert mse["prior"] < mse["batch_mean"] / 4
     assert mse["calibrated"] < mse["batch_mean"] / 4
+    assert mse["leave_one_out_8"] < mse["batch_mean"] / 4
+    assert mse["blue"] < mse["batch_mean"] / 4
+    assert mse["online"] == pytest.approx(mse["prior"], rel=1e-6)  # a fresh online prior is the offline one (float64)
     assert abs(m["diag/mc_value_mean"] - 0.5) < 0.05
+
+
+def test_the_monte_carlo_noise_it_logs_is_what_each_mse_carries_beyond_the_true_error():
+    # A group mean of n = 8 has true MSE p (1 - p) / 8 = .01125 at p = .9 or .1; against an MC value
+    # of K = 8 rollouts it reads about twice that, and the logged noise (.09 / 8) is the excess.
+    p = [0.9, 0.1] * 400
+    engine = BernoulliEngine(p)
+    examples = [SimpleNamespace(id=f"q{i}") for i in range(len(p))]
+    offline_rewards = {ex.id: [1.0, 0.0] for ex in examples}
+    encode = lambda exs: [[int(ex.id[1:])] for ex in exs]  # noqa: E731
+    m = value_diagnostic(engine, MatchTask(), examples, encode, offline_rewards, mc_samples=8, seed=3)
+    assert m["diag/mc_samples"] == 8
+    assert m["diag/mc_noise"] == pytest.approx(0.09 / 8, rel=0.1)
+    assert m["diag/value_mse/group_mean_8"] == pytest.approx(2 * 0.09 / 8, rel=0.15)
+    assert m["diag/value_mse/group_mean_8"] - m["diag/mc_noise"] == pytest.approx(0.09 / 8, rel=0.15)
+    one = value_diagnostic(engine, MatchTask(), examples[:4], encode, offline_rewards, mc_samples=1, seed=3)
+    assert math.isnan(one["diag/mc_noise"])  # one rollout cannot estimate its own variance
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +94,8 @@ def test_tiny_warm_start_reports_every_estimator(tiny):
     offline_rewards = {ex.id: scores[8 * i: 8 * i + 8] for i, ex in enumerate(examples)}
     m = value_diagnostic(engine, task, examples, encode, offline_rewards, mc_samples=16, seed=1, max_new_tokens=24,
                          embed_fn=policy_embed_fn(policy, tokenizer.pad_token_id, encode))
-    assert set(m) == {f"diag/value_mse/{name}" for name in ESTIMATORS} | {"diag/mc_value_mean"}
+    assert set(m) == {f"diag/value_mse/{name}" for name in ESTIMATORS} | {"diag/mc_value_mean", "diag/mc_samples",
+                                                                          "diag/mc_noise"}
     assert all(math.isfinite(v) and v >= 0 for v in m.values()), m
     assert 0.05 < m["diag/mc_value_mean"] < 0.6  # the warm start solves about a fifth of level 1
     # V* = beta1 * log mean exp(r / beta1) >= the mean reward (Jensen): an optimistic value,
