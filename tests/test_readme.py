@@ -47,6 +47,7 @@ def test_readme_links_lead_to_files_in_the_repository():
 
 
 def test_nothing_points_to_the_design_folder_outside_the_repository():
-    out = subprocess.run(["git", "grep", "-n", "shared/design", "--", "*.py", "*.md", "*.yaml"], cwd=ROOT,
+    design = "shared" + "/design"  # spelled apart, so this file does not match itself
+    out = subprocess.run(["git", "grep", "-n", design, "--", "*.py", "*.md", "*.yaml"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 1 and out.stdout == "", out.stdout
