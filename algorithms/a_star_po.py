@@ -28,7 +28,7 @@ def regression_loss(logp: Tensor, ref_logp: Tensor, rewards: Tensor, values: Ten
     """A*-PO square loss ``sum_p (beta2 * (logp - ref_logp) - (r - V*))^2 / num_prompts``.
 
     The authors' code also subtracts ``1e-3 *`` token-mean entropy; that term belongs to the
-    caller (:func:`algorithms.losses.entropy_from_logits`).
+    caller (the module's per-token entropy).
 
     Args:
         logp: ``[P]`` sequence log-probs under the current policy.
@@ -112,7 +112,11 @@ class AStarPO(RLModule):
         sequence log-ratio onto the per-sequence target, read from rewards and offline values)."""
         return (batch.rewards - batch.offline_values)[:, None] * batch.response_mask
 
-    def loss(self, batch, logp, logits, denominators):
+    @property
+    def entropy_grad(self) -> bool:
+        return self.config.entropy_coef > 0
+
+    def loss(self, batch, logp, entropy, denominators):
         mask = batch.response_mask
         seq = losses.sequence_logp(logp, mask)
         ref = losses.sequence_logp(batch.ref_logp, mask)
@@ -120,7 +124,6 @@ class AStarPO(RLModule):
                                num_prompts=denominators["num_seqs"])
         stats = {"policy_loss": float(loss.detach())}
         if self.config.entropy_coef > 0:
-            entropy = losses.entropy_from_logits(logits / self.config.temperature)
             bonus = losses.aggregate(entropy, mask, "token-mean", **denominators)
             loss = loss - self.config.entropy_coef * bonus
         return loss, stats

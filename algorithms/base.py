@@ -61,6 +61,13 @@ class AlgorithmConfig:
     shared_prompts: bool = True
     """Compute each prompt once per group of samples in log-prob and training passes (the same
     numbers up to float rounding); False runs every row's prompt, for ablations."""
+    logprob_chunk_size: int = 0
+    """When > 0, log-probs and entropies take the output layer this many response positions at a
+    time, recomputed in backward (NeMo-RL's `logprob_chunk_size`): no [n, T, vocab] float32 logits
+    for a whole micro-batch. 0: the whole micro-batch at once."""
+    gradient_checkpointing: bool = False
+    """Recompute the policy's layer activations in backward (the model's own
+    `gradient_checkpointing_enable`): less memory, ~30 % more compute; prompts are then not shared."""
 
     def __post_init__(self) -> None:
         for name in ("lr", "temperature", "top_p"):
@@ -78,6 +85,8 @@ class AlgorithmConfig:
             raise ValueError("kl_coef and clip_eps must be >= 0")
         if not isinstance(self.micro_batch_tokens, int) or self.micro_batch_tokens < 0:
             raise ValueError(f"micro_batch_tokens must be an integer >= 0, got {self.micro_batch_tokens!r}")
+        if not isinstance(self.logprob_chunk_size, int) or self.logprob_chunk_size < 0:
+            raise ValueError(f"logprob_chunk_size must be an integer >= 0, got {self.logprob_chunk_size!r}")
         if not isinstance(self.lr_warmup_steps, int) or self.lr_warmup_steps < 0:
             raise ValueError(f"lr_warmup_steps must be an integer >= 0, got {self.lr_warmup_steps!r}")
 
@@ -122,6 +131,8 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         self.seed = seed
         # The frozen reference lives outside the module tree: never trained, never checkpointed twice.
         self._reference = [self._frozen_copy(policy)] if self.needs_ref_logp else []
+        if config.gradient_checkpointing:  # after the copy: the frozen reference keeps its cache
+            enable_gradient_checkpointing(self.policy)
         self.timings: dict[str, float] = {}
         self.step_metrics: dict[str, float] = {}
         self.counters = {"samples": 0, "prompt_tokens": 0, "generated_tokens": 0,
@@ -147,6 +158,11 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         return self.offline_samples_per_prompt() > 0
 
     @property
+    def entropy_grad(self) -> bool:
+        """Whether `loss` differentiates the entropy (an entropy bonus)."""
+        return False
+
+    @property
     def needs_old_logp(self) -> bool:
         # With one pass and one optimizer step the batch is on-policy: old = current, detached.
         return self.config.epochs > 1 or self.config.mini_batches > 1
@@ -156,9 +172,10 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         """[N, T] advantages (zero where response_mask == 0)."""
         raise NotImplementedError
 
-    def loss(self, batch: RLBatch, logp: torch.Tensor, logits: torch.Tensor,
+    def loss(self, batch: RLBatch, logp: torch.Tensor, entropy: torch.Tensor,
              denominators: dict) -> tuple[torch.Tensor, dict]:
-        """Scalar loss of a micro-batch from its current per-token log-probs [n, T] (and logits [n, T, V]).
+        """Scalar loss of a micro-batch from its current per-token log-probs and entropies [n, T]
+        (the entropy carries a gradient only where `entropy_grad` says so).
 
         `denominators` are the mini-batch's (num_tokens, num_seqs, max_len): pass them to
         `losses.aggregate` so that accumulating micro-batches gives the mini-batch's gradient.
@@ -205,10 +222,14 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
 
     @contextmanager
     def phase(self, name: str):
+        # CUDA runs asynchronously: without a synchronize a phase's kernels would be timed in the next.
+        synchronize = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        synchronize()
         start = time.perf_counter()
         try:
             yield
         finally:
+            synchronize()
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def configure_optimizers(self):
@@ -275,13 +296,12 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
         scale = self.trainer.world_size if self.distributed else 1
         stats: dict[str, float] = {}
         for _, micro in self.micro_batches(mini):
-            logits = self.response_logits(self.policy, micro)
-            logp = losses.token_logp(logits, micro.input_ids[:, micro.prompt_width:], self.config.temperature)
+            logp, entropy = self.logp_and_entropy(self.policy, micro, entropy_grad=self.entropy_grad)
             # 0 at padding, like the stored per-token passes: no exp() of a padding difference can overflow.
             logp = logp.masked_fill(micro.response_mask == 0, 0.0)
             if micro.old_logp is None:
                 micro.old_logp = logp.detach()
-            loss, micro_stats = self.loss(micro, logp, logits, denominators)
+            loss, micro_stats = self.loss(micro, logp, entropy, denominators)
             # All processes agree, so that they skip together (a backward in some only would hang DDP).
             if not self.all_reduce(torch.tensor(float(torch.isfinite(loss))), "min"):
                 # No backward: the caller zeroes what earlier micro-batches accumulated and skips the step.
@@ -292,8 +312,7 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
                 loss.backward()
             self.counters["train_tokens"] += self.computed_tokens(micro)
             with torch.no_grad():
-                entropy = losses.entropy_from_logits(logits.detach() / self.config.temperature)
-                micro_stats["entropy"] = float((entropy * micro.response_mask).sum() / denominators["num_tokens"])
+                micro_stats["entropy"] = float((entropy.detach() * micro.response_mask).sum() / denominators["num_tokens"])
             micro_stats["loss"] = float(loss.detach())
             for key, value in micro_stats.items():
                 stats[key] = stats.get(key, 0.0) + float(value)
@@ -371,3 +390,11 @@ class RLModule(BatchPasses, DistributedBatch, L.LightningModule):
             if isinstance(value, float) and not math.isfinite(value):
                 metrics[key] = float("nan")
         return metrics
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """The model's own layer checkpointing (Hugging Face's `gradient_checkpointing_enable`),
+    non-reentrant so that inputs without a gradient and manual backward both work."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"gradient_checkpointing: {type(model).__name__} does not support gradient checkpointing")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -231,7 +231,7 @@ class BASIS(RLModule):
         values, _ = self.global_batch(batch.values)
         return advantages(rewards, values)[mine][:, None] * batch.response_mask  # std over the global batch
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         loss, stats = losses.policy_loss(logp, batch.old_logp, batch.advantages, batch.response_mask, c.clip_eps,
                                          c.loss_agg, c.kl_coef, batch.ref_logp, c.kl_kind, **denominators)

@@ -79,7 +79,7 @@ class GRPO(RLModule):
         adv = group_advantages(batch.rewards, self.samples_per_prompt, self.config.scale_by_std)
         return adv[:, None] * batch.response_mask
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         return losses.policy_loss(logp, batch.old_logp, batch.advantages, batch.response_mask, c.clip_eps,
                                   c.loss_agg, c.kl_coef, batch.ref_logp, c.kl_kind, **denominators)

@@ -1,5 +1,5 @@
 """Shared loss math for every algorithm: KL estimators, loss aggregation, the clipped surrogate,
-log-probs from logits.
+log-probs from logits (or, chunked, from hidden states).
 
 Pure functions on tensors, float32 or float64 in, same dtype out, CPU or GPU. Each algorithm
 module imports these instead of re-implementing them.
@@ -19,8 +19,11 @@ positions never reach a result, even when they are inf or NaN.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 KL_KINDS = ("k1", "k2", "k3")
 AGGREGATION_MODES = (
@@ -310,3 +313,65 @@ def squared_error_mean(residual: Tensor, count: float | int | Tensor | None = No
     count = residual.shape[0] if count is None else count
     count = torch.as_tensor(count, dtype=residual.dtype, device=residual.device).clamp_min(1.0)
     return (residual * residual).sum() / count
+
+
+def _head_logp_entropy(hidden: Tensor, head: Callable[[Tensor], Tensor], tokens: Tensor,
+                       temperature: float, entropy_grad: bool) -> tuple[Tensor, Tensor]:
+    # One chunk: [n, H] -> logits [n, V] (in float32 at least) -> log-prob of `tokens` and entropy.
+    logits = head(hidden)
+    if logits.dtype not in (torch.float32, torch.float64):
+        logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    lse = torch.logsumexp(logits, dim=-1)
+    logp = logits.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1) - lse
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    return logp, entropy
+
+
+def chunked_logp_entropy(hidden: Tensor, head: Callable[[Tensor], Tensor], tokens: Tensor,
+                         temperature: float = 1.0, chunk_size: int = 1024,
+                         entropy_grad: bool = False) -> tuple[Tensor, Tensor]:
+    """Per-token log-probs and entropies from hidden states, the output layer applied a chunk of
+    positions at a time (NeMo-RL's ``logprob_chunk_size``; verl's fused kernels do the same).
+
+    Full-vocabulary logits exist for at most ``chunk_size`` positions at once, in the forward pass
+    and in the backward pass (each chunk is recomputed there from its hidden states), instead of
+    ``[B, T, V]`` logits, their log-softmax and its gradient. Equal to
+    ``token_logp(head(hidden), tokens)`` and ``entropy_from_logits`` up to float rounding.
+
+    Args:
+        hidden: ``[B, T, H]`` final hidden states; position ``t`` predicts ``tokens[:, t]``.
+        head: the output layer, ``[n, H] -> [n, V]`` (a model's ``lm_head``).
+        tokens: ``[B, T]`` integer token ids.
+        temperature: sampling temperature the tokens were drawn at.
+        chunk_size: positions per chunk (> 0).
+        entropy_grad: whether the entropy carries a gradient (an entropy bonus); else detached.
+
+    Returns:
+        ``([B, T], [B, T])`` log-probs and entropies, float32 for half-precision hidden states.
+    """
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    b, t = tokens.shape
+    flat_hidden, flat_tokens = hidden.reshape(b * t, -1), tokens.reshape(b * t)
+    logps, entropies = [], []
+    for start in range(0, b * t, chunk_size):
+        h, tok = flat_hidden[start:start + chunk_size], flat_tokens[start:start + chunk_size]
+        if torch.is_grad_enabled() and (h.requires_grad or any(p.requires_grad for p in _parameters(head))):
+            # Keep only the chunk's hidden states for backward; its logits are computed again there.
+            logp, entropy = checkpoint(_head_logp_entropy, h, head, tok, temperature, entropy_grad,
+                                       use_reentrant=False)
+        else:
+            logp, entropy = _head_logp_entropy(h, head, tok, temperature, entropy_grad)
+        logps.append(logp)
+        entropies.append(entropy if entropy_grad else entropy.detach())
+    if not logps:
+        empty = flat_hidden.new_zeros((b, t), dtype=torch.promote_types(flat_hidden.dtype, torch.float32))
+        return empty, empty
+    return torch.cat(logps).view(b, t), torch.cat(entropies).view(b, t)
+
+
+def _parameters(head) -> list[Tensor]:
+    return list(head.parameters()) if isinstance(head, torch.nn.Module) else []

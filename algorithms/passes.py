@@ -66,7 +66,47 @@ class BatchPasses:
         # The prompt's last position predicts response token 0; response token t predicts t + 1.
         return torch.cat([prompt.logits[:, -1:].repeat_interleave(g, dim=0), responses.logits[:, :-1]], dim=1)
 
+    def response_hidden(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
+        """Final hidden states predicting each response token: [n, T, H]; as `response_logits`
+        without the output layer (shared prompts alike), for the chunked log-prob path."""
+        decoder = model.get_decoder()
+        if self._shares_prompts_in(model, batch):
+            g, p = self.samples_per_prompt, batch.prompt_width
+            first = slice(None, None, g)
+            prompt = decoder(input_ids=batch.input_ids[first, :p], attention_mask=batch.attention_mask[first, :p],
+                             position_ids=batch.position_ids[first, :p], use_cache=True)
+            cache = prompt.past_key_values
+            cache.batch_repeat_interleave(g)
+            responses = decoder(input_ids=batch.input_ids[:, p:], attention_mask=batch.attention_mask,
+                                position_ids=batch.position_ids[:, p:], past_key_values=cache, use_cache=False)
+            last = prompt.last_hidden_state[:, -1:].repeat_interleave(g, dim=0)
+            return torch.cat([last, responses.last_hidden_state[:, :-1]], dim=1)
+        out = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                      position_ids=batch.position_ids, use_cache=False)
+        return out.last_hidden_state[:, -(batch.response_width + 1):-1]
+
+    def logp_and_entropy(self, model: torch.nn.Module, batch: RLBatch,
+                         entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probs and entropies of the responses, each [n, T]. With
+        `logprob_chunk_size` > 0 the output layer runs that many positions at a time (no [n, T, V]
+        logits); else on the whole micro-batch. The entropy carries a gradient only if asked."""
+        tokens = batch.input_ids[:, batch.prompt_width:]
+        temperature = self.config.temperature
+        chunk = self.config.logprob_chunk_size
+        if chunk > 0:
+            check_plain_output_layer(model)
+            return losses.chunked_logp_entropy(self.response_hidden(model, batch), model.get_output_embeddings(),
+                                               tokens, temperature, chunk, entropy_grad)
+        logits = self.response_logits(model, batch)
+        logp = losses.token_logp(logits, tokens, temperature=temperature)
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            source = logits if entropy_grad else logits.detach()
+            entropy = losses.entropy_from_logits(source / temperature)
+        return logp, entropy
+
     def token_logp(self, model: torch.nn.Module, batch: RLBatch) -> torch.Tensor:
+        if self.config.logprob_chunk_size > 0:
+            return self.logp_and_entropy(model, batch)[0]
         return losses.token_logp(self.response_logits(model, batch), batch.input_ids[:, batch.prompt_width:],
                                  temperature=self.config.temperature)
 
@@ -127,3 +167,15 @@ class BatchPasses:
         """Micro-batch size in samples, a multiple of samples_per_prompt so groups stay whole."""
         g = self.samples_per_prompt
         return max(g, self.config.micro_batch_size // g * g)
+
+
+def check_plain_output_layer(model: torch.nn.Module) -> None:
+    """The chunked path computes logits as `lm_head(hidden)`: models that scale or soft-cap their
+    logits after the output layer (Gemma 2, Cohere) would get wrong numbers, so they are refused."""
+    config = getattr(model, "config", None)
+    for name in ("final_logit_softcapping", "logit_scale", "output_multiplier_scale"):
+        if getattr(config, name, None) not in (None, 1, 1.0):
+            raise ValueError(f"logprob_chunk_size > 0: {type(model).__name__} transforms its logits after the "
+                             f"output layer ({name}={getattr(config, name)!r}); set logprob_chunk_size: 0")
+    if model.get_output_embeddings() is None:
+        raise ValueError(f"logprob_chunk_size > 0: {type(model).__name__} has no output layer to chunk")

@@ -193,7 +193,7 @@ class PPO(RLModule):
             advantages = self.masked_whiten(advantages, mask)  # over the global batch under DDP
         return advantages * mask
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         mask = batch.response_mask
         # The KL is in the reward (token_rewards), not the loss.

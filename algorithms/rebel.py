@@ -101,7 +101,7 @@ class REBEL(RLModule):
         ref = losses.sequence_logp(batch.ref_logp, mask) if batch.ref_logp is not None else old
         return kl_shaped_rewards(batch.rewards, old, ref, self.config.kl_coef)
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         mask = batch.response_mask
         shaped = self.shaped_rewards(batch, batch.old_logp)
         seq = losses.sequence_logp(logp, mask).view(-1, 2)

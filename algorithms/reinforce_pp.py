@@ -91,7 +91,7 @@ class ReinforcePP(RLModule):
             advantages = reinforce_pp_advantages(batch.rewards, old, ref, mask, self.config.kl_coef, baseline)
             return self.masked_whiten(advantages, mask) * mask  # over the global batch under DDP
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         return losses.policy_loss(logp, batch.old_logp, batch.advantages, batch.response_mask, c.clip_eps,
                                   c.loss_agg, **denominators)

@@ -60,7 +60,7 @@ class RLOO(RLModule):
         adv = leave_one_out_advantages(batch.rewards, self.samples_per_prompt)
         return adv[:, None] * batch.response_mask
 
-    def loss(self, batch, logp, logits, denominators):
+    def loss(self, batch, logp, entropy, denominators):
         c = self.config
         return losses.policy_loss(logp, batch.old_logp, batch.advantages, batch.response_mask, c.clip_eps,
                                   c.loss_agg, c.kl_coef, batch.ref_logp, c.kl_kind, **denominators)

