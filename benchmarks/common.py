@@ -16,7 +16,7 @@ import lightning as L
 # Model settings of the benchmarks: the tiny policy on arithmetic, SmolLM2-135M-Instruct on GSM8K.
 MODELS = {
     "tiny": {"preset": "default", "task_options": {"levels": [1]}},
-    "smollm2-135m": {"preset": "gsm8k-smollm2", "data_dir": os.environ.get("RLVR_DATA_DIR", "/work/shared/data")},
+    "smollm2-135m": {"preset": "gsm8k-smollm2", "data_dir": os.environ.get("RLVR_DATA_DIR")},  # else the hub
 }
 
 

@@ -40,7 +40,7 @@ def bench_model(name: str, prompts_n: int, samples: int, new_tokens: int, repeat
     path = resolve_model(name)
     tokenizer, policy = load_policy(path)
     task, style = ("arithmetic", "plain") if name == "tiny" else ("gsm8k", "chat")
-    data_dir = None if task == "arithmetic" else os.environ.get("RLVR_DATA_DIR", "../shared/data")
+    data_dir = None if task == "arithmetic" else os.environ.get("RLVR_DATA_DIR")
     examples = tasks.get(task).load("test", data_dir=data_dir, limit=prompts_n)
     prompt_ids = encode_prompts(tokenizer, [ex.prompt for ex in examples], style)
     params = SamplingParams(n=samples, temperature=1.0, top_p=1.0, max_new_tokens=new_tokens, seed=0)

@@ -34,7 +34,8 @@ def key_values(pairs: list[str] | None, flag: str = "--set") -> dict:
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", help="experiment preset name (see harness/presets) or a YAML path")
+    p.add_argument("--preset", help="experiment preset name (see harness/presets) or a YAML path "
+                                     "(train and compare: default, the default comparison's settings)")
     p.add_argument("--task", help="task name (tasks.names())")
     p.add_argument("--model", help="tiny | smollm2-135m | local HF folder | hub id")
     p.add_argument("--engine", choices=["auto", "hf", "vllm"], help="rollout engine (auto: vllm where installed)")
@@ -97,17 +98,26 @@ def _dry_run(runs: list, args) -> int:
 def cmd_pretrain(args) -> int:
     from harness.tiny_model import pretrain_and_report
 
-    pretrain_and_report(force=args.force, eval_limit=args.eval_limit)
+    pretrain_and_report(rebuild=args.rebuild, preset=args.preset)
     return 0
 
 
-def cmd_train(args) -> int:
+def train_config(args):
+    """`train`'s RunConfig: with no --preset, the default comparison's settings (a newcomer's first
+    run learns visibly), in an experiment of its own (`train`) unless --experiment names one."""
     from harness.config import load_run_config
-    from harness.train import run_training
 
     overrides = _run_overrides(args, RUN_KEYS)
     overrides.update(algorithm=args.algorithm, seed=args.seed)
-    run = load_run_config(args.preset, overrides)
+    if not args.preset:
+        overrides["experiment"] = overrides.get("experiment") or "train"
+    return load_run_config(args.preset or "default", overrides)
+
+
+def cmd_train(args) -> int:
+    from harness.train import run_training
+
+    run = train_config(args)
     if args.dry_run:
         return _dry_run([run], args)
     record = run_training(run, resume=args.resume)
@@ -139,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvr-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pretrain", help="build and cache the tiny warm-start policy; print its pass@1")
-    p.add_argument("--force", action="store_true", help="rebuild even if cached")
-    p.add_argument("--eval-limit", type=int, default=500)
+    p = sub.add_parser("pretrain", help="the shipped tiny warm start: its sha1 and pass@1 (--rebuild: build it here and compare)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build the warm start on this machine (a few CPU minutes) and say whether it matches the shipped bytes")
+    p.add_argument("--preset", default="default", help="the comparison whose held-out set and sampling the pass@1 uses")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="train one algorithm with one seed; evaluate before and after")

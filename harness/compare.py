@@ -24,8 +24,8 @@ class RunFailed(RuntimeError):
     pass
 
 
-def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None,
-                 gpus: list[str] | None = None) -> None:
+def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None, queue=None,
+                 tags: dict | None = None, gpus: list[str] | None = None) -> None:
     import os
 
     from harness.config import RunConfig
@@ -35,7 +35,14 @@ def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = No
         os.sched_setaffinity(0, cpus)  # its own cores: runs side by side do not trade them back and forth
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # its own GPUs (CUDA is not started yet here)
-    run_training(RunConfig(**values), progress=False, resume=resume)
+    run_training(RunConfig(**values), progress=False, resume=resume, extra_callbacks=_progress_callbacks(values, queue),
+                 extra_tags=tags)
+
+
+def _progress_callbacks(values: dict, queue) -> list:
+    from harness.progress import ProgressCallback
+
+    return [ProgressCallback(queue, (values["algorithm"], values["seed"]))] if queue is not None else []
 
 
 def launches_processes(run) -> bool:
@@ -52,11 +59,20 @@ class _Command:
 
         self.popen, self.sentinel = popen, os.pidfd_open(popen.pid)
 
-    def join(self) -> None:
-        import os
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
 
-        self.popen.wait()
-        os.close(self.sentinel)
+    def join(self, timeout: float | None = None) -> None:
+        import os
+        import subprocess
+
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
 
     @property
     def exitcode(self) -> int | None:
@@ -96,7 +112,8 @@ def _context():
     return context
 
 
-def _start(run, resume: bool, cpus: list[int] | None = None, gpus: list[str] | None = None):
+def _start(run, resume: bool, cpus: list[int] | None = None, queue=None, tags: dict | None = None,
+           gpus: list[str] | None = None):
     """One run in a fresh process forked from a server that has the libraries imported: its peak
     memory is its own (ru_maxrss never goes down within a process), and a crash leaves the
     finished runs of the grid in place. A DDP run is a command line of its own (`_start_command`)."""
@@ -104,13 +121,16 @@ def _start(run, resume: bool, cpus: list[int] | None = None, gpus: list[str] | N
 
     if launches_processes(run):
         return _start_command(run, resume, cpus, gpus)
-    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus, gpus))
+    process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus, queue, tags, gpus))
     process.start()
     return process
 
 
-def _finish(process, run) -> dict:
-    process.join()
+def _finish(process, run, progress=None) -> dict:
+    while process.is_alive():
+        process.join(timeout=1.0)
+        if progress is not None:
+            progress.poll()
     path = run_path(run.output_dir, run.experiment, run.algorithm, run.seed)
     if process.exitcode != 0 or not path.exists():
         raise RunFailed(f"run {run.algorithm} seed {run.seed} failed (exit code {process.exitcode}); "
@@ -118,8 +138,8 @@ def _finish(process, run) -> dict:
     return read_run(path)
 
 
-def run_isolated(run, resume: bool = False) -> dict:
-    return _finish(_start(run, resume), run)
+def run_isolated(run, resume: bool = False, progress=None, tags: dict | None = None) -> dict:
+    return _finish(_start(run, resume, queue=progress and progress.queue, tags=tags), run, progress)
 
 
 def gpu_slots(workers: int, per_run: int) -> list[list[str]]:
@@ -146,7 +166,8 @@ def core_slots(workers: int) -> list[list[int]]:
     return [cores[i * per:(i + 1) * per] for i in range(min(workers, len(cores)))]
 
 
-def run_side_by_side(pending: list[tuple], workers: int, log=print, gpus_per_run: int = 0) -> dict:
+def run_side_by_side(pending: list[tuple], workers: int, log=print, progress=None, tags: dict | None = None,
+                     gpus_per_run: int = 0) -> dict:
     """Runs `workers` at a time, each in its own process pinned to its own cores with as many torch
     threads (unless the run sets `threads`), and with `gpus_per_run` > 0 its own GPUs
     (CUDA_VISIBLE_DEVICES; no more workers than the GPUs allow). A failed run does not stop the
@@ -166,15 +187,22 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print, gpus_per_run
             run = dataclasses.replace(run, threads=run.threads or len(slots[slot]))
             where = f"cores {slots[slot]}" + (f", GPUs {','.join(gpus[slot])}" if gpus else "")
             log(f"compare: {run.algorithm} seed {run.seed} on {where} {'resumed from its checkpoint' if resume else ''}...")
-            process = _start(run, resume, slots[slot], gpus[slot] if gpus else None)
+            process = _start(run, resume, slots[slot], queue=progress and progress.queue, tags=tags,
+                             gpus=gpus[slot] if gpus else None)
             active[process.sentinel] = (process, run, slot)
-        for sentinel in wait(list(active)):
+            if progress is not None:
+                progress.start((run.algorithm, run.seed))
+        for sentinel in wait(list(active), timeout=1.0):
             process, run, slot = active.pop(sentinel)
             free.append(slot)
             try:
                 done[(run.algorithm, run.seed)] = _finish(process, run)
             except RunFailed as err:
                 failed.append(str(err))
+            if progress is not None:
+                progress.finish((run.algorithm, run.seed))
+        if progress is not None:
+            progress.poll()
     if failed:
         raise RunFailed("; ".join(failed))
     return done
@@ -202,8 +230,17 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     """Every (algorithm, seed) of the grid not finished yet, then the summary and the leaderboard.
     `workers` (default: the preset's `compare.workers`, else 1) runs that many at a time, side by
     side on disjoint cores (:func:`run_side_by_side`)."""
+    import dataclasses
+    import queue as local_queue
+
     from harness.config import validate_run
-    from harness.tracking import check_tracking_uri, ensure_experiment
+    from harness.tracking import (
+        check_tracking_uri,
+        close_stale_runs,
+        comparison_run,
+        ensure_experiment,
+        finish_comparison_run,
+    )
     from harness.train import run_training
 
     algos, seed_list = grid(preset, algorithms, seeds)
@@ -237,30 +274,74 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
     on_gpus = resolve_accelerator(first.accelerator, first.devices) == "gpu"
     # A DDP run re-launches its command line: never this process's own (that would be the comparison).
     isolate = isolate or any(launches_processes(run) for run, _ in pending)
-    if pending and (workers > 1 or on_gpus) and isolate:
-        from harness.models import resolve_model
+    uri = first.tracking()
+    parent = _tracked("the comparison's parent run", log, comparison_run, uri, first.experiment,
+                      {"preset": preset, "algorithms": " ".join(algos), "seeds": " ".join(map(str, seed_list)),
+                       "workers": workers})
+    tags = {"mlflow.parentRunId": parent} if parent else None
+    for run, resume in pending:
+        if not resume:  # a resumed run continues its own MLflow run; others replace any left RUNNING
+            closed = _tracked("closing stale runs", log, close_stale_runs, uri, run.experiment, run.algorithm, run.seed)
+            if closed:
+                log(f"compare: {run.algorithm} seed {run.seed}: marked KILLED the run(s) a killed process left RUNNING "
+                    f"({', '.join(closed)})")
+    from harness.progress import CompareProgress
 
-        # Built (the tiny warm start) or converted once, here on every core, not by the first run
-        # on its share while the others wait; and the store and experiment exist before runs start
-        # side by side (no creation race).
-        resolve_model(first.model, log=log)
-        ensure_experiment(first.tracking(), first.experiment)
-        gpus_per_run = (first.devices if first.strategy != "auto" else 1) if on_gpus else 0
-        done.update(run_side_by_side(pending, workers, log, gpus_per_run))
-    else:
-        if pending and isolate:
-            ensure_experiment(first.tracking(), first.experiment)  # before a run's processes race to make it
-        for run, resume in pending:
-            log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
-            done[(run.algorithm, run.seed)] = (run_isolated(run, resume) if isolate else
-                                               run_training(run, log=log, progress=False, resume=resume))
+    queue = _context().Queue() if isolate else local_queue.Queue()  # run processes' steps, to the display
+    with CompareProgress({(r.algorithm, r.seed): r.max_steps for r, _ in pending}, skipped=len(done), queue=queue,
+                         log=log) as progress:
+        if pending and (workers > 1 or on_gpus) and isolate:
+            from harness.models import resolve_model
+
+            # Built (the tiny warm start) or converted once, here on every core, not by the first run
+            # on its share while the others wait; and the store and experiment exist before runs start
+            # side by side (no creation race).
+            resolve_model(first.model, log=log)
+            ensure_experiment(first.tracking(), first.experiment)
+            gpus_per_run = (first.devices if first.strategy != "auto" else 1) if on_gpus else 0
+            done.update(run_side_by_side(pending, workers, progress.log, progress, tags, gpus_per_run))
+        else:
+            for run, resume in pending:
+                progress.log(f"compare: {run.algorithm} seed {run.seed} {'resumed from its checkpoint' if resume else ''}...")
+                progress.start((run.algorithm, run.seed))
+                done[(run.algorithm, run.seed)] = (
+                    run_isolated(run, resume, progress, tags) if isolate else
+                    run_training(run, log=progress.log, progress=False, resume=resume, extra_tags=tags,
+                                 extra_callbacks=_progress_callbacks(dataclasses.asdict(run), queue)))
+                progress.finish((run.algorithm, run.seed))
     records = [done[(algorithm, seed)] for algorithm in algos for seed in seed_list]
     log(summary_table(records))
     from harness.report import write_report
 
     paths = write_report(first.experiment, first.output_dir, baseline="grpo" if "grpo" in algos else None)
     log(f"compare: leaderboard {paths['md']} (.html, .csv)")
+    if parent:
+        _tracked("the comparison's parent run", log, finish_comparison_run, uri, parent,
+                 [r["mlflow_run_id"] for r in records if r.get("mlflow_run_id")], paths)
+        experiment_id = _tracked("the experiment", log, ensure_experiment, uri, first.experiment)
+        if uri.startswith(("http://", "https://")):
+            log(f"compare: MLflow {mlflow_ui_url(uri, experiment_id)}")
+        elif uri.startswith("sqlite:///"):
+            log(f"compare: MLflow: `mlflow ui --backend-store-uri {uri}`, then "
+                f"{mlflow_ui_url('http://127.0.0.1:5000', experiment_id)}")
     return records
+
+
+def mlflow_ui_url(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The experiment (or run) in MLflow 3's UI, in its Model training view: the UI opens on its
+    GenAI view (traces, judges) unless the URL or the browser's last choice says otherwise."""
+    page = f"/runs/{run_id}" if run_id else ""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}{page}?workflowType=machine_learning"
+
+
+def _tracked(what: str, log, call, *args):
+    """`call(*args)`, or None with a warning when the tracking side fails: the comparison goes on
+    (its JSON records hold everything)."""
+    try:
+        return call(*args)
+    except Exception as err:  # any failure of the tracking server or store
+        log(f"warning: MLflow, {what}: {type(err).__name__}: {str(err)[:300]}")
+        return None
 
 
 def _mean_sd(values: list[float]) -> str:

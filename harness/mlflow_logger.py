@@ -6,6 +6,10 @@ sent, in order, once the server answers again; while it is down it is asked at m
 `retry_after_s`. MLflow's own HTTP retries are shortened (unless set in the environment) so a
 dead server costs seconds, not minutes, per attempt.
 
+`log_hyperparams` also records the run's task data as MLflow dataset inputs (train and eval, named
+by task and split, digest the SHA-256 of their examples from the `data.*` params), so MLflow's UI
+shows what each run trained and was evaluated on.
+
 Metrics are sent at most every `send_every_s` (5 s), each time all that waits in one `log_batch`:
 per step, an SQLite store's ~80 statements took 5 % of a tiny-model GRPO step; per batch, the
 store updates each metric's latest value once. `status()` and `finalize()` send what waits.
@@ -90,6 +94,9 @@ class ResilientMLFlowLogger(MLFlowLogger):
     @rank_zero_only
     def log_hyperparams(self, params) -> None:
         self._attempt("log_hyperparams", lambda: MLFlowLogger.log_hyperparams(self, params))
+        datasets = dataset_inputs(params)
+        if datasets:
+            self._attempt("log_inputs", lambda: self.experiment.log_inputs(self.run_id, datasets=datasets))
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
@@ -100,3 +107,29 @@ class ResilientMLFlowLogger(MLFlowLogger):
         """For the run's JSON: how the tracking server behaved (after sending what waits, if it answers)."""
         self._flush(now=True)
         return {"failures": self.failures, "first_error": self.first_error, "unsent_metric_values": len(self._pending)}
+
+
+def dataset_inputs(params: dict) -> list:
+    """MLflow dataset inputs for the run's train and eval examples, from its params (`task`,
+    `task_options`, `data_dir`, `data.train_sha256`, `data.eval_sha256`); [] without them."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from harness.records import portable
+
+    task = params.get("task")
+    inputs = []
+    for split, context in (("train", "training"), ("eval", "evaluation")):
+        digest = params.get(f"data.{split}_sha256")
+        if not (task and digest):
+            continue
+        source = {"task": task, "split": "train" if split == "train" else "test",
+                  "task_options": params.get("task_options") or {},
+                  "data_dir": portable(str(params["data_dir"])) if params.get("data_dir") else None}
+        limit = params.get("train_limit" if split == "train" else "eval_limit")
+        dataset = Dataset(name=f"{task}-{split}", digest=str(digest)[:16], source_type="rlvr-bench-task",
+                          source=json.dumps(source, sort_keys=True, default=str),
+                          profile=json.dumps({"limit": limit, "sha256": digest}, default=str))
+        inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
+    return inputs

@@ -26,6 +26,52 @@ def examples_checksum(examples: list) -> dict:
     return {"examples": len(examples), "sha256": digest.hexdigest()}
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+PORTABLE_KEYS = ("model_path", "tracking_uri", "command")
+PORTABLE_CONFIG_KEYS = ("data_dir", "output_dir", "tracking_uri", "model")
+
+
+def portable(text: str, roots: list[tuple[Path | str, str]] | None = None) -> str:
+    """`text` with this machine's locations by name: the repository -> `.`, the cache folder ->
+    `$RLVR_CACHE_DIR`, the home folder -> `~` (the first that matches, in that order), so a
+    committed record says where things were without naming one machine's folders."""
+    from harness.paths import cache_dir
+
+    roots = roots or [(REPOSITORY, "."), (cache_dir(), "$RLVR_CACHE_DIR"), (Path.home(), "~")]
+    for root, name in roots:
+        root = str(root).rstrip("/")
+        if text == root:
+            return name
+        text = text.replace(root + "/", name + "/")
+    return text
+
+
+def portable_record(record: dict, roots: list[tuple[Path | str, str]] | None = None) -> dict:
+    """A run record whose paths (:data:`PORTABLE_KEYS`, the config's :data:`PORTABLE_CONFIG_KEYS`)
+    are :func:`portable`; every number stays as it is."""
+    def fix(value):
+        if isinstance(value, str):
+            return portable(value, roots)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    out = dict(record)
+    for key in PORTABLE_KEYS:
+        if key in out:
+            out[key] = fix(out[key])
+    if isinstance(out.get("data"), dict) and "data_dir" in out["data"]:
+        out["data"] = {**out["data"], "data_dir": fix(out["data"]["data_dir"])}
+    if isinstance(out.get("config"), dict):
+        out["config"] = {k: fix(v) if k in PORTABLE_CONFIG_KEYS else v for k, v in out["config"].items()}
+    return out
+
+
+def write_run(path: Path, record: dict) -> None:
+    """The run's JSON file, its paths made :func:`portable`."""
+    write_json_atomic(path, portable_record(record))
+
+
 def run_path(output_dir: str, experiment: str, algorithm: str, seed: int) -> Path:
     return Path(output_dir) / experiment / "runs" / f"{algorithm}-seed{seed}.json"
 

@@ -1,18 +1,15 @@
 """The tiny policy: a ~1M-parameter Llama with a character tokenizer, warm-started on `arithmetic`.
 
-RL needs a policy that is right part of the time. This module builds one from scratch on a CPU
-in a few minutes (supervised training on worked solutions), saves it as an ordinary Hugging Face
-folder (`AutoTokenizer` / `AutoModelForCausalLM` load it, and so does vLLM), and caches it.
+RL needs a policy that is right part of the time. The project ships one (:data:`SHIPPED_DIR`, 3.4 MB:
+safetensors, tokenizer, config), so every machine starts from the same bytes and nothing is built
+before a comparison. :func:`pretrain` is its recipe (supervised training on worked solutions, a
+few CPU minutes); `rlvr-bench pretrain --rebuild` runs it again and says whether this machine
+builds the shipped bytes.
 
 The build runs in its own process with pinned kernels (:func:`build_environment`): 800 Adam steps
-amplify float rounding, and with each CPU's own kernels two machines built different warm starts
-(held-out level-1 accuracy 0.25 on AVX2 machines, 0.45 on an AVX-512 one), so recipes tuned on
-one failed on the other. Pinned, a machine builds the same bytes every time (:data:`KNOWN_BUILDS`
-records what each CPU kind built); Intel's Xeons, in several sessions, built the reference warm
-start (:data:`REFERENCE_SHA1`) that the published results start from. AMD's Zen 5 builds other
-bytes: not through MKL's vendor check (under valgrind, which tells programs they run on an Intel
-Haswell, the first 16 steps' parameters equal the AMD machine's own, bit for bit); the cause is not
-found without a Xeon to compare with.
+amplify float rounding, so each CPU's own kernels would build another warm start. Pinned, a machine
+builds the same bytes every time, but CPU kinds still differ (:data:`KNOWN_BUILDS`): that is why
+the bytes are shipped rather than rebuilt.
 """
 
 from __future__ import annotations
@@ -37,13 +34,16 @@ from harness.prompts import PLAIN_TEMPLATE
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 # Printable ASCII plus newline: everything the arithmetic task writes.
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
-# sha1 of `model.safetensors` that the pinned build of `TinySpec()` writes on Intel's x86-64 CPUs:
-# results/reference starts from it.
-REFERENCE_SHA1 = "36c32ba0fba96c601815a804372f652e12ddf3e2"
+# The shipped warm start (built by the pinned build of `TinySpec()` on an AMD EPYC, family 26).
+SHIPPED_DIR = Path(__file__).parent / "warm_start"
+SHIPPED_SHA1 = "fd74e64320f603b39a09f63258c11cf05f11c4dc"
+# sha1 of `model.safetensors` that the pinned build of `TinySpec()` wrote on Intel's x86-64 CPUs:
+# the published results/reference were made from it until they are remade from the shipped one.
+INTEL_SHA1 = "36c32ba0fba96c601815a804372f652e12ddf3e2"
 # What the pinned build of `TinySpec()` wrote on each CPU kind seen, by (vendor, family) of /proc/cpuinfo.
 KNOWN_BUILDS = {
-    ("GenuineIntel", 6): REFERENCE_SHA1,  # Xeons with AVX-512 and AMX, in several sessions
-    ("AuthenticAMD", 26): "fd74e64320f603b39a09f63258c11cf05f11c4dc",  # EPYC Zen 5 (2026-11-25)
+    ("GenuineIntel", 6): INTEL_SHA1,  # Xeons with AVX-512 and AMX
+    ("AuthenticAMD", 26): SHIPPED_SHA1,  # EPYC Zen 5
 }
 BUILD_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_DYNAMIC", "ONEDNN_MAX_CPU_ISA")
 
@@ -179,8 +179,34 @@ def pretrain(spec: TinySpec, out_dir: Path, log=print) -> dict:
 
 
 def ensure_tiny(spec: TinySpec | None = None, log=print, force: bool = False) -> Path:
-    """The cached warm-start folder, built on first use (or again with `force`)."""
+    """The warm-start folder of `spec`: the shipped one for `TinySpec()`, else (or with `force`,
+    a rebuild) the cached build, built on first use."""
     spec = spec or TinySpec()
+    if spec == TinySpec() and not force:
+        return shipped_warm_start()
+    return build_tiny(spec, log=log, force=force)
+
+
+def shipped_warm_start() -> Path:
+    """:data:`SHIPPED_DIR`, checked: its recipe is `TinySpec()` and its bytes are :data:`SHIPPED_SHA1`
+    (a Git LFS pointer or a truncated copy fails here, naming the file)."""
+    weights = SHIPPED_DIR / "model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights}: the shipped warm start is missing; "
+                                "`rlvr-bench pretrain --rebuild` builds one into the cache")
+    info = json.loads((SHIPPED_DIR / "rlvr_pretrain.json").read_text())
+    if info["spec"] != asdict(TinySpec()) or info["sha1"] != SHIPPED_SHA1:
+        raise ValueError(f"{SHIPPED_DIR / 'rlvr_pretrain.json'}: recipe or sha1 differ from TinySpec() / SHIPPED_SHA1")
+    if weights.stat().st_size != _SHIPPED_BYTES:
+        raise ValueError(f"{weights}: {weights.stat().st_size} bytes, expected {_SHIPPED_BYTES} (a Git LFS pointer?)")
+    return SHIPPED_DIR
+
+
+_SHIPPED_BYTES = 3467712  # size of the shipped model.safetensors: a cheap check on every use (sha1 in tests)
+
+
+def build_tiny(spec: TinySpec, log=print, force: bool = False) -> Path:
+    """The cached build of `spec` under the cache folder, built on first use (or again with `force`)."""
     out_dir = cache_dir() / "models" / spec.key()
     if force and out_dir.exists():
         import shutil
@@ -195,7 +221,7 @@ def ensure_tiny(spec: TinySpec | None = None, log=print, force: bool = False) ->
     with open(out_dir.parent / f"{spec.key()}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out_dir / "rlvr_pretrain.json").exists():
-            log(f"pretrain: no cached warm start at {out_dir}; building it (a few CPU minutes, once)")
+            log(f"pretrain: building the warm start into {out_dir} (a few CPU minutes)")
             subprocess.run([sys.executable, "-m", "harness.tiny_model", str(out_dir), json.dumps(asdict(spec))],
                            env=build_environment(spec), check=True)
     return out_dir
@@ -251,44 +277,62 @@ def _has_avx2() -> bool:
     return " avx2" in info
 
 
-def warm_start_accuracy(model_dir: Path, eval_limit: int = 500, seed: int = 0) -> dict:
-    """pass@1 of the warm start on the arithmetic test split: sampled (T=1) and greedy."""
+def warm_start_accuracy(model_dir: Path, preset: str = "default") -> dict:
+    """pass@1 of a warm start on the held-out set the comparison `preset` evaluates, with its engine,
+    sampling and evaluation seed, for each of its seeds: what its runs report as accuracy before
+    training (on one torch thread, as the comparison's side-by-side runs have)."""
     import tasks
-    from harness.engines.hf import HFEngine
+    from harness.compare import grid
+    from harness.config import algorithm_config, load_run_config
+    from harness.engines import make_engine
     from harness.evaluate import evaluate
     from harness.models import load_policy
     from harness.prompts import encode_prompts
+    from harness.train import load_examples
 
+    algos, seeds = grid(preset, None, None)
+    run = load_run_config(preset, {"model": str(model_dir), "algorithm": algos[0]})
     tokenizer, model = load_policy(str(model_dir))
-    task = tasks.get("arithmetic")
-    examples = task.load("test", limit=eval_limit)
-    engine = HFEngine(model, tokenizer)
+    task = tasks.get(run.task)
+    examples = load_examples(task, "test", run, run.eval_limit)
+    engine = make_engine(run.engine, model, tokenizer, model_dir=str(model_dir), options=run.engine_options)
 
     def encode(exs):
-        return encode_prompts(tokenizer, [ex.prompt for ex in exs], "plain")
+        return encode_prompts(tokenizer, [ex.prompt for ex in exs], run.prompt_style)
 
-    sampled = evaluate(engine, task, examples, encode, samples=1, temperature=1.0, max_new_tokens=48, seed=seed)
-    greedy = evaluate(engine, task, examples, encode, samples=1, temperature=0.0, max_new_tokens=48, seed=seed)
-    return {"sampled_t1": sampled["eval/accuracy"], "greedy": greedy["eval/accuracy"]}
+    max_new = run.eval_max_new_tokens or algorithm_config(run).max_new_tokens
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        per_seed = {seed: evaluate(engine, task, examples, encode, samples=run.eval_samples,
+                                   temperature=run.eval_temperature, max_new_tokens=max_new,
+                                   seed=seed + 12345)["eval/accuracy"] for seed in seeds}
+    finally:
+        torch.set_num_threads(threads)
+    return {"per_seed": per_seed, "accuracy": sum(per_seed.values()) / len(per_seed), "examples": len(examples),
+            "samples": run.eval_samples, "temperature": run.eval_temperature, "task": run.task,
+            "task_options": run.task_options}
 
 
-def pretrain_and_report(force: bool = False, eval_limit: int = 500, spec: TinySpec | None = None) -> Path:
-    path = ensure_tiny(spec, force=force)
-    acc = warm_start_accuracy(path, eval_limit)
-    print(f"warm start: {path}")
-    if (spec or TinySpec()) == TinySpec():
-        sha1 = json.loads((path / "rlvr_pretrain.json").read_text())["sha1"]
-        if sha1 == REFERENCE_SHA1:
-            verdict = "bitwise the reference warm start"
-        else:
-            kind = cpu_kind()
-            known = ("the one this CPU kind builds" if KNOWN_BUILDS.get(kind) == sha1
-                     else "one no CPU kind was seen to build")
-            verdict = (f"NOT the reference warm start ({REFERENCE_SHA1}) but {known} ({kind}); "
-                       "curves will differ from results/reference")
-        print(f"warm start sha1 {sha1}: {verdict}")
-    print(f"warm start pass@1 on {eval_limit} arithmetic test problems: "
-          f"{acc['sampled_t1']:.3f} sampled at T=1, {acc['greedy']:.3f} greedy")
+def pretrain_and_report(rebuild: bool = False, preset: str = "default", log=print) -> Path:
+    """The warm start (with `rebuild`, built again on this machine), whether its bytes are the
+    shipped ones, and its accuracy on `preset`'s held-out set. Returns its folder."""
+    path = ensure_tiny(force=rebuild, log=log)
+    sha1 = json.loads((path / "rlvr_pretrain.json").read_text())["sha1"]
+    if not rebuild:
+        log(f"warm start: {path} (shipped, sha1 {sha1})")
+    elif sha1 == SHIPPED_SHA1:
+        log(f"warm start: {path}: rebuilt, sha1 {sha1}: matches the shipped warm start, bit for bit")
+    else:
+        kind = cpu_kind()
+        seen = [k for k, v in KNOWN_BUILDS.items() if v == sha1]
+        log(f"warm start: {path}: rebuilt, sha1 {sha1}: does NOT match the shipped warm start ({SHIPPED_SHA1}); "
+            f"this CPU ({kind}) builds " + (f"what {seen} built" if seen else "bytes no recorded CPU kind built")
+            + "; comparisons use the shipped one unless given --model " + str(path))
+    acc = warm_start_accuracy(path, preset)
+    seeds = ", ".join(f"seed {k} {v:.3f}" for k, v in acc["per_seed"].items())
+    log(f"warm start pass@1 on the {acc['examples']} held-out {acc['task']} problems {acc['task_options']} of preset "
+        f"{preset!r} ({acc['samples']} samples each, T={acc['temperature']:g}): {acc['accuracy']:.3f} ({seeds})")
     return path
 
 

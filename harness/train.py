@@ -130,7 +130,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     from harness.heap import process_heap_peak, watch
     from harness.models import load_policy, resolve_model
     from harness.placement import ProcessSetup, resolve_accelerator, trainer_devices, trainer_precision
-    from harness.records import command_line, examples_checksum, run_path, write_json_atomic
+    from harness.records import command_line, examples_checksum, run_path, write_run
 
     quiet_lightning()
     algo_config = validate_run(run)  # before any work: a setting that cannot run here writes nothing
@@ -267,7 +267,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     }
     if not trainer.is_global_zero:
         return record
-    write_json_atomic(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
+    write_run(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
     if not run.keep_checkpoint:  # the record is written: the run needs no resume any more
         ckpt_path.unlink(missing_ok=True)
         for folder in (ckpt_path.parent, ckpt_path.parent.parent):  # <run>/ and checkpoints/, once empty

@@ -1,10 +1,9 @@
 """The parameters' hash after each Adam step of a short warm-start build, in the build's pinned
 environment (`harness.tiny_model.build_environment`): run it on two machines to find the first
-step at which their builds part. `warm_start_steps.amd-26.txt` beside it: an AMD EPYC of family 26
-(Zen 5), 2026-11-25, the default arguments.
+step at which their builds part (docs/reproducibility.md).
 
-    .venv/bin/python scripts/warm_start_steps.py > mine.txt
-    .venv/bin/python scripts/warm_start_steps.py --compare scripts/warm_start_steps.amd-26.txt
+    .venv/bin/python scripts/warm_start_steps.py > scripts/mine.txt        # on machine A
+    .venv/bin/python scripts/warm_start_steps.py --compare scripts/mine.txt  # on machine B, with A's file
 """
 
 from __future__ import annotations

@@ -15,9 +15,14 @@ from harness.report.load import load_runs
 __all__ = ["build_report", "leaderboard", "load_runs", "write_report"]
 
 NOTES = [
-    "Final accuracy: pass@1 on the held-out set at the last evaluation; mean over seeds and a 95% percentile "
-    "bootstrap interval (10,000 resamples of the seeds, numpy default_rng(0)). One seed gives no interval.",
-    "Rank: 1 + the number of algorithms whose whole interval lies above this one's; overlapping intervals share a rank.",
+    "Final accuracy: pass@1 on the held-out set at the last evaluation; its interquartile mean (IQM: the mean of "
+    "the middle 50% of seeds) and mean over seeds, as Agarwal et al. (NeurIPS 2021, rliable) recommend, each with "
+    "a 95% stratified percentile bootstrap interval (10,000 resamples of the seeds, numpy default_rng(0)) from 3 "
+    "seeds on. Below 3 seeds there is no interval: the mean column gives the range of the seeds and n.",
+    "P(better than the baseline): the probability that a seed of this algorithm ends above a seed of the baseline, "
+    "ties counting half (rliable's probability of improvement, Mann-Whitney U / (n_x n_y)); interval from 3 seeds on.",
+    "Rank: 1 + the number of algorithms whose whole IQM interval (below 3 seeds: whole range of seeds) lies above "
+    "this one's; overlapping ones share a rank.",
     "Matched budget: per axis, the largest budget every run reached (the smallest final budget); accuracy read off "
     "each run's evaluation curve, linear between evaluations (before the first evaluation, the starting policy's).",
     "Time to target: training seconds (budget/seconds: training steps plus charged offline stages, evaluation "

@@ -15,6 +15,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="accuracy for 'time to target' (default: the highest accuracy every seed of the baseline reached)")
     p.add_argument("--tracking-uri", dest="tracking_uri",
                    help="read the runs from this MLflow tracking server/store instead of the JSON files")
+    p.add_argument("--against", metavar="FOLDER",
+                   help="a published reference (e.g. results/reference/default): say per algorithm whether this "
+                        "experiment's final accuracy lies within the reference's interval; exit status 1 if any does not")
     p.set_defaults(func=cmd_report)
     return p
 
@@ -29,4 +32,12 @@ def cmd_report(args) -> int:
     print(paths["md"].read_text().split("## Matched budget")[0].rstrip())
     for kind, path in paths.items():
         print(f"report: wrote {path}")
-    return 0
+    if args.against is None:
+        return 0
+    from harness.report.against import describe, load_reference, verdicts
+    from harness.report.load import load_runs
+
+    entries = verdicts(load_runs(args.experiment, args.output_dir, args.tracking_uri), load_reference(args.against))
+    for line in describe(entries, args.against):
+        print(f"against: {line}")
+    return 1 if any(e["within"] is False for e in entries) else 0

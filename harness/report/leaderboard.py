@@ -1,10 +1,13 @@
 """The leaderboard's numbers: one row per algorithm, computed from its runs (one per seed).
 
 Definitions (also printed under the tables):
-- final accuracy: the last held-out evaluation (`summary.accuracy_after`); mean and 95 % percentile
-  bootstrap interval over seeds (`stats.bootstrap_ci`);
-- rank: 1 + the number of algorithms whose whole accuracy interval lies above this one's (ties
-  where intervals overlap);
+- final accuracy: the last held-out evaluation (`summary.accuracy_after`); its IQM and mean over
+  seeds, each with a 95 % stratified-bootstrap interval (`stats.iqm_ci`, `stats.bootstrap_ci`)
+  from 3 seeds on; below 3 seeds, the range (min, max) and n instead;
+- probability of improvement: P(a seed of this algorithm ends above a seed of the baseline), ties
+  half (`stats.probability_of_improvement`), with its interval from 3 seeds on;
+- rank: 1 + the number of algorithms whose whole IQM interval (below 3 seeds: whole range) lies
+  above this one's (ties where they overlap);
 - matched budget points: per axis, the largest budget every run reached (the minimum of the
   runs' final budgets); accuracy there is read off each run's evaluation curve (linear between
   evaluations) and averaged over seeds;
@@ -85,8 +88,18 @@ def seconds_to_target(record: dict, target: float) -> float:
 
 
 def _mean_ci(prefix: str, values: list[float]) -> dict:
+    """Mean, its interval (nan below 3 seeds) and the range."""
     low, high = stats.bootstrap_ci(values)
-    return {f"{prefix}_mean": stats.mean(values), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}
+    kept = stats.finite(values)
+    return {f"{prefix}_mean": stats.mean(values), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high,
+            f"{prefix}_min": min(kept) if kept else math.nan, f"{prefix}_max": max(kept) if kept else math.nan}
+
+
+def spread(row: dict) -> tuple[float, float]:
+    """What the rank compares: the IQM interval from 3 seeds on, else the range of the seeds."""
+    if row["seeds"] >= stats.MIN_SEEDS_FOR_INTERVAL:
+        return row["accuracy_iqm_ci_low"], row["accuracy_iqm_ci_high"]
+    return row["accuracy_min"], row["accuracy_max"]
 
 
 def algorithm_row(algorithm: str, runs: list[dict], target: float, matched: dict[str, float]) -> dict:
@@ -94,6 +107,8 @@ def algorithm_row(algorithm: str, runs: list[dict], target: float, matched: dict
     to_target = [seconds_to_target(r, target) for r in runs]
     row = {"algorithm": algorithm, "seeds": len(runs)}
     row.update(_mean_ci("accuracy", accuracy))
+    row["accuracy_iqm"] = stats.iqm(accuracy)
+    row["accuracy_iqm_ci_low"], row["accuracy_iqm_ci_high"] = stats.iqm_ci(accuracy)
     row["accuracy_before_mean"] = stats.mean([r["summary"]["accuracy_before"] for r in runs])
     for axis, key in AXES.items():
         row[f"accuracy_at_matched_{axis}"] = stats.mean(
@@ -122,18 +137,25 @@ def leaderboard(records: list[dict], baseline: str | None = "grpo", target_accur
     target = default_target(records, baseline) if target_accuracy is None else float(target_accuracy)
     matched = matched_points(records)
     rows = [algorithm_row(name, runs, target, matched) for name, runs in groups.items()]
-    ranks = stats.ranks_with_ties({r["algorithm"]: (r["accuracy_ci_low"], r["accuracy_ci_high"]) for r in rows},
-                                  {r["algorithm"]: r["accuracy_mean"] for r in rows})
+    ranks = stats.ranks_with_ties({r["algorithm"]: spread(r) for r in rows},
+                                  {r["algorithm"]: r["accuracy_iqm"] for r in rows})
     base = next((r for r in rows if r["algorithm"] == baseline), None)
+    final_accuracy = {name: [float(r["summary"]["accuracy_after"]) for r in runs] for name, runs in groups.items()}
     for row in rows:
         row["rank"] = ranks[row["algorithm"]]
+        if base is None or row is base:
+            row["poi_over_baseline"] = row["poi_ci_low"] = row["poi_ci_high"] = math.nan
+        else:
+            mine, theirs = final_accuracy[row["algorithm"]], final_accuracy[baseline]
+            row["poi_over_baseline"] = stats.probability_of_improvement(mine, theirs)
+            row["poi_ci_low"], row["poi_ci_high"] = stats.probability_of_improvement_ci(mine, theirs)
         if base is None:
             row["times_faster_to_target"] = row["times_faster_wall"] = row["percent_less_memory"] = math.nan
             continue
         row["times_faster_to_target"] = stats.times_faster(base["seconds_to_target_mean"], row["seconds_to_target_mean"])
         row["times_faster_wall"] = stats.times_faster(base["wall_s_mean"], row["wall_s_mean"])
         row["percent_less_memory"] = stats.percent_less_memory(base["peak_memory_gb_mean"], row["peak_memory_gb_mean"])
-    rows.sort(key=lambda r: (r["rank"], -r["accuracy_mean"] if math.isfinite(r["accuracy_mean"]) else 0.0,
+    rows.sort(key=lambda r: (r["rank"], -r["accuracy_iqm"] if math.isfinite(r["accuracy_iqm"]) else 0.0,
                              r["algorithm"]))
     return {"rows": rows, "baseline": base and baseline, "target_accuracy": target,
             "target_is_default": target_accuracy is None, "matched": matched}

@@ -102,6 +102,8 @@ def load_mlflow(experiment: str, tracking_uri: str) -> list[dict]:
     (algorithm, seed) when a pair was run more than once."""
     from mlflow.tracking import MlflowClient
 
+    from harness.records import portable_record
+
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -114,7 +116,7 @@ def load_mlflow(experiment: str, tracking_uri: str) -> list[dict]:
             latest[(run.data.tags["algorithm"], run.data.tags.get("seed"))] = run
     records = []
     for run in latest.values():
-        record = _record_from_mlflow(client, run, tracking_uri)
+        record = portable_record(_record_from_mlflow(client, run, tracking_uri))  # as the JSON files say them
         record["experiment"] = experiment
         records.append(check_record(record, f"MLflow run {run.info.run_id} ({tracking_uri})"))
     if not records:

@@ -82,7 +82,7 @@ def peak_memory(groups: dict[str, list[dict]]) -> str:
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("GB")
     heap_note = " (solid; max RSS on CPU) and peak heap (hatched: live bytes, not freed ones kept)" if width < 0.8 else ""
-    ax.set_title(f"Peak memory per algorithm{heap_note}\nbar: mean, whisker: 95% CI, dots: seeds", fontsize=9)
+    ax.set_title(f"Peak memory per algorithm{heap_note}\nbar: mean, whisker: 95% CI (from 3 seeds), dots: seeds", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return to_png(fig)
 

@@ -1,8 +1,13 @@
-"""Statistics over seeds: means, bootstrap intervals, ranks with ties, ratios against a baseline;
+"""Statistics over seeds as Agarwal et al. recommend ("Deep RL at the Edge of the Statistical
+Precipice", NeurIPS 2021): IQM and mean with stratified-bootstrap intervals, the probability of
+improvement over a baseline (rliable's own functions), ranks with ties, ratios against a baseline;
 and the interval of a ratio of medians over paired benchmark runs.
 
-Pure numpy; every function takes plain lists of floats (one per seed; per run, lists of a run's
-values) and is deterministic.
+Below :data:`MIN_SEEDS_FOR_INTERVAL` seeds no interval is computed (nan): the report shows the
+range and n instead (two seeds' bootstrap "interval" is only their range).
+
+Numpy and `rliable.metrics`; every function takes plain lists of floats (one per seed; per run,
+lists of a run's values) and is deterministic.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
+MIN_SEEDS_FOR_INTERVAL = 3
 
 
 def finite(values) -> list[float]:
@@ -25,24 +31,77 @@ def mean(values) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def bootstrap_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                 confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over seeds.
+def iqm(values) -> float:
+    """Interquartile mean: the mean of the middle 50 % of the seeds (rliable's `aggregate_iqm`,
+    scipy's 25 % trimmed mean; with fewer than 4 seeds nothing is trimmed)."""
+    from rliable import metrics
 
-    Resample the n seeds with replacement `resamples` times (``numpy.random.default_rng(seed)``,
-    ``integers(0, n, size=(resamples, n))``), take each resample's mean, and return the
-    (1 - confidence) / 2 and (1 + confidence) / 2 percentiles (numpy's linear interpolation).
-    A fresh generator per call: the interval of a quantity never depends on what else was computed.
-    One seed gives the degenerate interval (x, x); none gives (nan, nan).
+    values = finite(values)
+    return float(metrics.aggregate_iqm(np.asarray(values)[:, None])) if values else math.nan
+
+
+def probability_of_improvement(values, baseline_values) -> float:
+    """P(X > Y): the chance that a run of this algorithm beats a run of the baseline, ties counting
+    half (rliable's `probability_of_improvement`, the Mann-Whitney U statistic over n_x n_y pairs)."""
+    from rliable import metrics
+
+    x, y = finite(values), finite(baseline_values)
+    if not x or not y:
+        return math.nan
+    return float(metrics.probability_of_improvement(np.asarray(x)[:, None], np.asarray(y)[:, None]))
+
+
+def bootstrap_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                 confidence: float = CONFIDENCE, statistic=None) -> tuple[float, float]:
+    """Stratified percentile bootstrap interval of `statistic` (default the mean) over seeds.
+
+    One task, so rliable's stratified bootstrap (runs resampled within each task) resamples the n
+    seeds with replacement `resamples` times (``numpy.random.default_rng(seed)``, ``integers(0, n,
+    size=(resamples, n))``), takes each resample's statistic and returns the (1 - confidence) / 2
+    and (1 + confidence) / 2 percentiles (numpy's linear interpolation). A fresh generator per call:
+    the interval of a quantity never depends on what else was computed. Fewer than
+    :data:`MIN_SEEDS_FOR_INTERVAL` seeds give (nan, nan).
     """
     values = np.asarray(finite(values), dtype=np.float64)
-    if values.size == 0:
+    if values.size < MIN_SEEDS_FOR_INTERVAL:
         return math.nan, math.nan
-    if values.size == 1:
-        return float(values[0]), float(values[0])
     rng = np.random.default_rng(seed)
     index = rng.integers(0, values.size, size=(resamples, values.size))
-    return percentile_interval(values[index].mean(axis=1), confidence)
+    samples = values[index]
+    if statistic is None:
+        estimates = samples.mean(axis=1)
+    else:
+        estimates = np.apply_along_axis(statistic, 1, samples)
+    return percentile_interval(estimates, confidence)
+
+
+def iqm_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+           confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """:func:`bootstrap_ci` of the IQM (scipy's trimmed mean over each resample, vectorised)."""
+    from scipy.stats import trim_mean
+
+    values = np.asarray(finite(values), dtype=np.float64)
+    if values.size < MIN_SEEDS_FOR_INTERVAL:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, values.size, size=(resamples, values.size))
+    return percentile_interval(trim_mean(values[index], 0.25, axis=1), confidence)
+
+
+def probability_of_improvement_ci(values, baseline_values, resamples: int = 2_000, seed: int = BOOTSTRAP_SEED,
+                                  confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`probability_of_improvement`, the two algorithms' seeds
+    resampled independently (rliable's `StratifiedIndependentBootstrap`); (nan, nan) below
+    :data:`MIN_SEEDS_FOR_INTERVAL` seeds on either side."""
+    x, y = np.asarray(finite(values)), np.asarray(finite(baseline_values))
+    if min(x.size, y.size) < MIN_SEEDS_FOR_INTERVAL:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    xs = x[rng.integers(0, x.size, size=(resamples, x.size))]
+    ys = y[rng.integers(0, y.size, size=(resamples, y.size))]
+    # P(X > Y) + P(X = Y) / 2 over all pairs: the Mann-Whitney U statistic / (n_x n_y), per resample.
+    wins = (xs[:, :, None] > ys[:, None, :]).mean(axis=(1, 2)) + 0.5 * (xs[:, :, None] == ys[:, None, :]).mean(axis=(1, 2))
+    return percentile_interval(wins, confidence)
 
 
 def percentile_interval(estimates, confidence: float = CONFIDENCE) -> tuple[float, float]:

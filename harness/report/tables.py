@@ -8,7 +8,9 @@ import math
 
 CSV_COLUMNS = (
     "rank", "algorithm", "seeds",
-    "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high", "accuracy_before_mean",
+    "accuracy_iqm", "accuracy_iqm_ci_low", "accuracy_iqm_ci_high",
+    "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high", "accuracy_min", "accuracy_max",
+    "poi_over_baseline", "poi_ci_low", "poi_ci_high", "accuracy_before_mean",
     "accuracy_at_matched_samples", "accuracy_at_matched_tokens", "accuracy_at_matched_flops",
     "accuracy_at_matched_seconds",
     "wall_s_mean", "wall_s_ci_low", "wall_s_ci_high", "times_faster_wall",
@@ -41,19 +43,34 @@ def fmt(value, spec: str = ".3f", missing: str = "–") -> str:
     return format(value, spec)
 
 
-def _interval(row: dict, prefix: str, spec: str) -> str:
-    return f"{fmt(row[prefix + '_mean'], spec)} [{fmt(row[prefix + '_ci_low'], spec)}, {fmt(row[prefix + '_ci_high'], spec)}]"
+def _interval(value: float, low: float, high: float, spec: str = ".3f") -> str:
+    """`value [low, high]`, or the value alone where there is no interval (below 3 seeds)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return fmt(value, spec)
+    return f"{fmt(value, spec)} [{fmt(low, spec)}, {fmt(high, spec)}]"
+
+
+def _mean_cell(row: dict) -> str:
+    """The mean with its interval from 3 seeds on; below, the range and n: never an interval of 2 seeds."""
+    if row["seeds"] >= 3:
+        return _interval(row["accuracy_mean"], row["accuracy_ci_low"], row["accuracy_ci_high"])
+    if row["seeds"] == 1:
+        return f"{fmt(row['accuracy_mean'])} (n=1)"
+    return f"{fmt(row['accuracy_mean'])} (range {fmt(row['accuracy_min'])}–{fmt(row['accuracy_max'])}, n={row['seeds']})"
 
 
 def headline_rows(board: dict) -> tuple[list[str], list[list[str]]]:
     """The leaderboard table: rank, accuracy with its interval, time, memory and the ratios."""
     base = board["baseline"] or "baseline"
-    header = ["rank", "algorithm", "seeds", "final accuracy [95% CI]", "accuracy before",
+    header = ["rank", "algorithm", "seeds", "accuracy IQM [95% CI]", "accuracy mean [95% CI]",
+              f"P(better than {base})", "accuracy before",
               f"s to {fmt(board['target_accuracy'])} (seeds)", f"x faster than {base}", "wall s",
               f"x faster than {base} (wall)", "peak memory GB", f"% less memory than {base}", "peak heap GB"]
     body = []
     for r in board["rows"]:
-        body.append([str(r["rank"]), r["algorithm"], str(r["seeds"]), _interval(r, "accuracy", ".3f"),
+        body.append([str(r["rank"]), r["algorithm"], str(r["seeds"]),
+                     _interval(r["accuracy_iqm"], r["accuracy_iqm_ci_low"], r["accuracy_iqm_ci_high"]),
+                     _mean_cell(r), _interval(r["poi_over_baseline"], r["poi_ci_low"], r["poi_ci_high"], ".2f"),
                      fmt(r["accuracy_before_mean"]),
                      f"{fmt(r['seconds_to_target_mean'], '.1f')} ({r['seeds_reaching_target']}/{r['seeds']})",
                      fmt(r["times_faster_to_target"], ".2f"), fmt(r["wall_s_mean"], ".1f"),

@@ -21,6 +21,10 @@ def test_compare_smoke_matches_budgets_and_logs_every_metric_family(tiny_model_d
     uri = f"sqlite:///{out}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["smoke"], output_format="list")
+    parents = [r for r in runs if "algorithm" not in r.data.tags]  # the comparison's own run
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    runs = [r for r in runs if "algorithm" in r.data.tags]
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
     grid = sorted((r.data.tags["algorithm"], int(r.data.tags["seed"])) for r in runs)
     assert grid == sorted((a, s) for a in algorithms.names() for s in (0, 1))
     families = ("eval/accuracy", "train/reward_mean", "train/kl_ref", "train/loss", "timing_s/generate",

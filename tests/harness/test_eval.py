@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from harness.cli import main
 from harness.evaluate import answer_key, majority_vote, pass_at_k, sample_metrics
 from harness.prompts import PROMPT_VERSION, SYSTEM_PROMPT, format_prompt
 
-DATA_DIR = "/work/shared/data"
+# $RLVR_DATA_DIR, else the layout CI clones into: <repo>/../shared/data (as tests/tasks/test_benchmarks.py).
+DATA_DIR = os.environ.get("RLVR_DATA_DIR") or str(Path(__file__).resolve().parents[2].parent / "shared" / "data")
 LM_EVAL_TASKS = ("gsm8k", "math500", "aime24", "aime25", "amc23")
 
 

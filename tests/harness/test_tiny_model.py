@@ -1,13 +1,36 @@
-"""The warm start is built in its own process with pinned kernels and threads: the same bytes on
-every build of one machine, and the bytes each CPU kind seen built (`KNOWN_BUILDS`)."""
+"""The shipped warm start is the bytes its sha1 says; a rebuild runs in its own process with pinned
+kernels and threads: the same bytes on every build of one machine, and on this machine the shipped ones."""
 
 import json
 import platform
 
 import pytest
 
-from harness.tiny_model import (KNOWN_BUILDS, REFERENCE_SHA1, TinySpec, _has_avx2, _sha1, build_environment,
-                                cpu_kind, ensure_tiny)
+from harness.paths import cache_dir
+from harness.tiny_model import (INTEL_SHA1, KNOWN_BUILDS, SHIPPED_DIR, SHIPPED_SHA1, TinySpec, _has_avx2, _sha1,
+                                build_environment, cpu_kind, ensure_tiny, pretrain_and_report)
+
+
+def test_the_default_warm_start_is_the_shipped_one_with_its_sha1():
+    """Every machine starts from these bytes: nothing is built for `--model tiny`."""
+    assert ensure_tiny() == SHIPPED_DIR
+    assert _sha1(SHIPPED_DIR / "model.safetensors") == SHIPPED_SHA1 == "fd74e64320f603b39a09f63258c11cf05f11c4dc"
+    info = json.loads((SHIPPED_DIR / "rlvr_pretrain.json").read_text())
+    assert info["sha1"] == SHIPPED_SHA1 and info["spec"] == json.loads(json.dumps(TinySpec().__dict__))
+    assert {p.name for p in SHIPPED_DIR.iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json",
+                                                        "tokenizer_config.json", "rlvr_pretrain.json"}
+
+
+def test_pretrain_reports_the_shipped_bytes_and_the_comparisons_accuracy_before():
+    """`rlvr-bench pretrain` names the shipped sha1 and evaluates on the default comparison's
+    held-out set (arithmetic level 1, 500 problems, 2 samples, its seeds 0 and 1)."""
+    lines = []
+    pretrain_and_report(log=lines.append)
+    assert SHIPPED_SHA1 in lines[0] and "shipped" in lines[0]
+    assert "500 held-out arithmetic problems {'levels': [1]} of preset 'default' (2 samples each, T=1)" in lines[1]
+    assert "seed 0 " in lines[1] and "seed 1 " in lines[1]
+    accuracy = float(lines[1].split("): ")[1].split()[0])
+    assert 0.15 < accuracy < 0.45  # right part of the time: RL has room to help
 
 
 def test_warm_start_was_built_with_pinned_kernels_and_threads(tiny_model_dir):
@@ -23,11 +46,16 @@ def test_warm_start_was_built_with_pinned_kernels_and_threads(tiny_model_dir):
         assert info["cpu_capability"] == "AVX2"  # what torch ran, whatever the CPU offers beyond AVX2
 
 
-def test_warm_start_is_the_one_this_cpu_kind_builds(tiny_model_dir):
-    """The bytes each CPU kind seen so far built; Intel's are the reference (results/reference starts
-    from them). A kind not in `KNOWN_BUILDS` has no bytes to compare with yet: the skip names them."""
-    assert KNOWN_BUILDS[("GenuineIntel", 6)] == REFERENCE_SHA1
-    sha1 = json.loads((tiny_model_dir / "rlvr_pretrain.json").read_text())["sha1"]
+def test_this_machines_rebuild_is_what_its_cpu_kind_builds():
+    """A rebuild (`rlvr-bench pretrain --rebuild`, a few CPU minutes) left in the cache: the bytes its
+    CPU kind was seen to build; on an AMD EPYC of family 26 those are the shipped ones."""
+    assert KNOWN_BUILDS[("GenuineIntel", 6)] == INTEL_SHA1
+    assert KNOWN_BUILDS[("AuthenticAMD", 26)] == SHIPPED_SHA1
+    built = cache_dir() / "models" / TinySpec().key() / "rlvr_pretrain.json"
+    if not built.exists():
+        pytest.skip(f"needs a rebuild in {built.parent} (rlvr-bench pretrain --rebuild)")
+    sha1 = json.loads(built.read_text())["sha1"]
+    assert sha1 == _sha1(built.parent / "model.safetensors")
     kind = cpu_kind()
     if kind not in KNOWN_BUILDS:
         pytest.skip(f"no recorded build for CPU kind {kind}: this one built {sha1} (add it to KNOWN_BUILDS)")

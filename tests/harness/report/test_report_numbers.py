@@ -51,10 +51,12 @@ def test_csv_numbers_match_the_runs(synthetic_report):
         row = rows[algorithm]
         assert int(row["seeds"]) == len(spec["final"])
         assert number(row["accuracy_mean"]) == pytest.approx(np.mean(spec["final"]), abs=1e-12)
-        low, high = bootstrap_interval(spec["final"])
-        assert number(row["accuracy_ci_low"]) == pytest.approx(low, abs=1e-12)
-        assert number(row["accuracy_ci_high"]) == pytest.approx(high, abs=1e-12)
-        assert min(spec["final"]) <= low < np.mean(spec["final"]) < high <= max(spec["final"])
+        assert (number(row["accuracy_min"]), number(row["accuracy_max"])) == (min(spec["final"]), max(spec["final"]))
+        if len(spec["final"]) >= 3:
+            low, high = bootstrap_interval(spec["final"])
+            assert number(row["accuracy_ci_low"]) == pytest.approx(low, abs=1e-12)
+            assert number(row["accuracy_ci_high"]) == pytest.approx(high, abs=1e-12)
+            assert min(spec["final"]) <= low < np.mean(spec["final"]) < high <= max(spec["final"])
         assert number(row["peak_memory_gb_mean"]) == pytest.approx(np.mean(spec["peak"]), abs=1e-12)
         assert number(row["peak_heap_gb_mean"]) == pytest.approx(np.mean(spec["peak"]) / 3, abs=1e-12)
         # Wall time includes the offline stage, which runs before the training call.
@@ -62,9 +64,9 @@ def test_csv_numbers_match_the_runs(synthetic_report):
         final_budget = budget_at(algorithm, EVAL_STEPS[-1])
         assert number(row["samples_mean"]) == final_budget["budget/samples"]
         assert number(row["flops_mean"]) == pytest.approx(final_budget["budget/flops"])
-    # Two seeds: the bootstrap distribution of the mean puts 1/4 of its mass on each seed's value,
-    # so the 2.5 and 97.5 percentiles are exactly the two values.
-    assert (number(rows["ppo"]["accuracy_ci_low"]), number(rows["ppo"]["accuracy_ci_high"])) == (0.20, 0.22)
+    # Two seeds: a bootstrap "interval" would only be their range; none is given, the range is.
+    assert all(math.isnan(number(rows["ppo"][c])) for c in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_iqm_ci_low",
+                                                            "poi_ci_low", "wall_s_ci_low", "peak_memory_gb_ci_high"))
 
     # Time to 0.33 on the training-seconds axis; PPO never gets there.
     expected = {a: [seconds_to(a, f, 0.33) for f in SPEC[a]["final"]] for a in ("grpo", "a_star_po")}
@@ -94,6 +96,29 @@ def test_csv_numbers_match_the_runs(synthetic_report):
     assert number(rows["a_star_po"]["accuracy_at_matched_samples"]) == pytest.approx(expected_a_star, rel=1e-12)
 
 
+def test_iqm_and_probability_of_improvement_are_rliables():
+    """IQM and P(X > Y) equal rliable's functions on the seeds' final accuracies; the IQM of 5 seeds
+    is the mean of the middle 3 (hand-computed); P(X > Y) counts ties half."""
+    from rliable import metrics
+
+    from harness.report import stats
+
+    five = [0.30, 0.90, 0.34, 0.10, 0.32]
+    assert stats.iqm(five) == pytest.approx((0.30 + 0.32 + 0.34) / 3, abs=1e-12)
+    assert stats.iqm(five) == pytest.approx(metrics.aggregate_iqm(np.array(five)[:, None]), abs=1e-15)
+    x, y = [0.41, 0.45, 0.43, 0.40], [0.40, 0.44, 0.42]
+    # Pairs x > y: 0.41 > 0.40; 0.45 > all 3; 0.43 > 0.40, 0.42; 0.40 = 0.40 (half): 6.5 of 12.
+    assert stats.probability_of_improvement(x, y) == pytest.approx(6.5 / 12, abs=1e-12)
+    assert stats.probability_of_improvement(x, y) == pytest.approx(
+        metrics.probability_of_improvement(np.array(x)[:, None], np.array(y)[:, None]), abs=1e-12)
+    low, high = stats.probability_of_improvement_ci(x, y)
+    assert 0.0 <= low < 6.5 / 12 < high <= 1.0
+    low, high = stats.iqm_ci(five)
+    assert 0.10 <= low < stats.iqm(five) < high <= 0.90
+    assert all(math.isnan(v) for v in stats.iqm_ci(five[:2]) + stats.bootstrap_ci(five[:2])
+               + stats.probability_of_improvement_ci(x, y[:2]))
+
+
 def test_default_target_is_what_every_baseline_seed_reached():
     board = leaderboard(synthetic_records(), baseline="grpo")
     # GRPO's seeds end at 0.40, 0.44, 0.42 (their highest points): the target is 0.40.
@@ -119,8 +144,8 @@ def test_ranks_with_ties_where_intervals_overlap():
 def test_markdown_and_html_hold_the_tables_and_figures(synthetic_report):
     paths = synthetic_report
     md = paths["md"].read_text()
-    assert "| 1 | a_star_po | 3 | 0.430 [0.410, 0.450] | 0.250 |" in md
-    assert "| 3 | ppo | 2 | 0.210 [0.200, 0.220] |" in md
+    assert "| 1 | a_star_po | 3 | 0.430 [0.410, 0.450] | 0.430 [0.410, 0.450] | 0.67 [0.11, 1.00] | 0.250 |" in md
+    assert "| 3 | ppo | 2 | 0.210 | 0.210 (range 0.200–0.220, n=2) | 0.00 | 0.250 |" in md
     assert "rlvr-bench compare --experiment synth --seeds 0 1 2" in md
     assert "0123456789abcdef0123456789abcdef01234567" in md and "a" * 64 in md
     html = paths["html"].read_text()
