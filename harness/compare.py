@@ -218,7 +218,10 @@ def changed_settings(record: dict, run, algo_config) -> str:
     Settings a record predates count as equal."""
     from harness.config import as_params
 
-    wanted = json.loads(json.dumps(as_params(run, algo_config), default=str))  # as the record holds it
+    from harness.records import portable_record
+
+    # As the record holds it: JSON values, this machine's folders named portably (harness.records).
+    wanted = portable_record({"config": json.loads(json.dumps(as_params(run, algo_config), default=str))})["config"]
     stored = record.get("config", {})
     return ", ".join(f"{k}: {stored[k]!r} there, {v!r} now" for k, v in sorted(wanted.items())
                      if k not in PLACEMENT and k in stored and stored[k] != v)

@@ -121,10 +121,17 @@ class ValueDiagnosticCallback(L.Callback):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.recorder, self.task, self.examples, self.encode_fn = recorder, task, probe_examples, encode_fn
-        self.offline_rewards, self.every, self.diag_kwargs = offline_rewards, every, diag_kwargs
+        self.every, self.diag_kwargs = every, diag_kwargs
         # Follows the probe prompts across the diagnostic's points (restarted by a resumed run).
         self.online_prior = estimators.OnlinePrior()
-        self.online_prior.start({ex.id: offline_rewards[ex.id] for ex in probe_examples})
+        self.set_offline_rewards(offline_rewards)
+
+    def set_offline_rewards(self, offline_rewards: dict) -> None:
+        """The probe's reference samples (example id -> rewards); they may arrive once the module is
+        on its device (harness.train), after the callback is built."""
+        self.offline_rewards = offline_rewards
+        if offline_rewards:
+            self.online_prior.start({ex.id: offline_rewards[ex.id] for ex in self.examples})
 
     def run(self, module) -> dict:
         started = time.perf_counter()

@@ -93,7 +93,7 @@ def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn
     def sample_reference(module) -> None:
         rewards, cost = offline_stage(module, probe, encode_fn, reward_fn, model_path, run.task, run.seed, log=log, n=n)
         recorder.log({"timing_s/diag_offline": cost["seconds"]}, 0)
-        callback.offline_rewards = rewards
+        callback.set_offline_rewards(rewards)
 
     return callback, sample_reference
 
