@@ -59,7 +59,7 @@ def train_examples(model: str) -> list:
 
 
 def data_dir(model: str) -> str | None:
-    return os.environ.get("RLVR_DATA_DIR", "/work/shared/data") if MODELS[model][0] != "arithmetic" else None
+    return os.environ.get("RLVR_DATA_DIR") if MODELS[model][0] != "arithmetic" else None
 
 
 def run_ours(args, out_dir: str) -> list[float]:
