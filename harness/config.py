@@ -101,7 +101,9 @@ class RunConfig:
     the frozen reference is kept in bf16 under both bf16 settings, log-probs and losses in float32."""
     per_algorithm: dict = field(default_factory=dict)
     """Overrides by algorithm name, `{grpo: {lr: 1e-4}}`, applied before `algo` to that algorithm
-    only (a tuned preset written by `rlvr-bench sweep --export` carries one section per algorithm)."""
+    only (a tuned preset written by `rlvr-bench sweep --export` carries one section per algorithm).
+    A section may also set the run's length (`max_steps`, `budget`: PER_ALGORITHM_RUN_KEYS) for that
+    algorithm; the command line's `--steps` and `--budget` still win."""
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "prompts_per_step", "eval_limit", "eval_samples", "max_nonfinite_steps",
@@ -197,14 +199,24 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+PER_ALGORITHM_RUN_KEYS = ("max_steps", "budget")
+"""Run settings a preset's `per_algorithm` section may set for one algorithm: how long it runs
+(the equal-prompts preset gives one-rollout algorithms GRPO's seconds in twice its steps)."""
+
+
 def load_run_config(preset: str | None = None, overrides: dict | None = None) -> RunConfig:
     values: dict = {}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if preset:
         path = preset_path(preset)
         raw = read_yaml(path)
         raw.pop("compare", None)  # the comparison grid, read by `compare`
         values.update(typed_values(RunConfig, raw, str(path)))
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        algorithm = overrides.get("algorithm", values.get("algorithm"))
+        section = (values.get("per_algorithm") or {}).get(algorithm)
+        if isinstance(section, dict):  # its run settings, below the command line's
+            values.update(typed_values(RunConfig, {k: v for k, v in section.items() if k in PER_ALGORITHM_RUN_KEYS},
+                                       f"{path}: per_algorithm.{algorithm}"))
     if not isinstance(overrides.get("algo", {}), dict):
         raise ValueError(f"command line: field 'algo': expected dict, got {overrides['algo']!r}")
     algo = {**values.get("algo", {}), **overrides.pop("algo", {})}
@@ -223,6 +235,7 @@ def algorithm_config(run: RunConfig):
     section = run.per_algorithm.get(run.algorithm) or {}
     if not isinstance(section, dict):
         raise ValueError(f"per_algorithm.{run.algorithm}: expected a mapping, got {section!r}")
+    section = {k: v for k, v in section.items() if k not in PER_ALGORITHM_RUN_KEYS}  # load_run_config's
     values.update(typed_values(cls, section, f"per_algorithm.{run.algorithm}"))
     run_settings = sorted((set(run.algo) - {f.name for f in fields(cls)}) & {f.name for f in fields(RunConfig)})
     if run_settings:

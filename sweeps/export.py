@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
+from harness.config import PER_ALGORITHM_RUN_KEYS
+
 # Settings of one machine or one run, not of the experiment; eval_split too: the sweep scored on
 # validation, the tuned comparison reports on test.
 NOT_EXPORTED = {"algorithm", "seed", "algo", "per_algorithm", "output_dir", "tracking_uri", "threads", "data_dir",
@@ -54,7 +56,9 @@ def export_preset(study, path: str | Path) -> Path:
         data["compare"] = {"algorithms": [], "seeds": compare.get("seeds", [0, 1])}
         header = (f"# Tuned preset written by `rlvr-bench sweep --export`; run it with\n"
                   f"#   rlvr-bench compare --preset {path}\n")
-    data.setdefault("per_algorithm", {})[algorithm] = tuned
+    sections = data.setdefault("per_algorithm", {})
+    kept = {k: v for k, v in (sections.get(algorithm) or {}).items() if k in PER_ALGORITHM_RUN_KEYS}  # its run length
+    sections[algorithm] = {**kept, **tuned}
     algorithms = data.setdefault("compare", {}).setdefault("algorithms", [])
     if algorithm not in algorithms:
         algorithms.append(algorithm)

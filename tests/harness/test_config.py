@@ -75,3 +75,20 @@ def test_the_two_protocols_shape_every_step(preset, prompts, samples):
         got_prompts[algorithm] = prompts_per_step(run, config)
         got_samples[algorithm] = got_prompts[algorithm] * config.samples_per_prompt
     assert got_prompts == prompts and got_samples == samples
+
+
+def test_a_preset_sets_one_algorithms_run_length(tmp_path):
+    """equal-prompts gives one-rollout algorithms twice GRPO's steps; --steps and --budget still win,
+    and the hyperparameters of the same section still reach the algorithm."""
+    assert load_run_config("equal-prompts", {"algorithm": "basis"}).max_steps == 96
+    assert load_run_config("equal-prompts", {"algorithm": "grpo"}).max_steps == 48
+    assert load_run_config("equal-prompts", {"algorithm": "basis", "max_steps": 5}).max_steps == 5
+    preset = tmp_path / "p.yaml"
+    preset.write_text("max_steps: 4\nper_algorithm:\n  grpo: {max_steps: 7, budget: samples=64, lr: 2.0e-4}\n")
+    run = load_run_config(str(preset), {"algorithm": "grpo"})
+    assert (run.max_steps, run.budget, algorithm_config(run).lr) == (7, "samples=64", 2.0e-4)
+    assert load_run_config(str(preset), {"algorithm": "grpo", "budget": "samples=32"}).budget == "samples=32"
+    assert load_run_config(str(preset), {"algorithm": "rloo"}).max_steps == 4
+    preset.write_text("per_algorithm:\n  grpo: {max_steps: many}\n")
+    with pytest.raises(ValueError, match=r"per_algorithm.grpo.*max_steps"):
+        load_run_config(str(preset), {"algorithm": "grpo"})
