@@ -292,6 +292,10 @@ def run_sweep(settings: SweepSettings, run: RunConfig, preset: str | None = None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # heartbeat, constant_liar and fail_stale_trials are "experimental" in Optuna; they are relied on here.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if run.strategy != "auto":
+        raise ValueError(f"--strategy {run.strategy}: a sweep runs its trials in this process, and a DDP run "
+                         f"re-launches its own command line in each new process, which here is the whole sweep; "
+                         f"tune with one process (--strategy auto), then compare the tuned preset with --strategy ddp")
     space = load_space(settings.algorithm, settings.space)
     # Trials score on validation carved from the train split: tuning never sees the test examples
     # that the tuned comparison reports on (harness.splits).

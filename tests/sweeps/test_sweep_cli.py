@@ -12,6 +12,8 @@ from harness.cli import main
     (["--algorithm", "grpo", "--trials", "2", "--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/x"],
      "--storage postgresql+psycopg2://u:***@127.0.0.1:1/x: cannot open the Optuna storage"),
     (["--algorithm", "grpo", "--trials", "2", "--space", "/nonexistent.yaml"], "/nonexistent.yaml: no search space"),
+    (["--algorithm", "grpo", "--trials", "2", "--preset", "smoke", "--strategy", "ddp", "--devices", "2"],
+     "--strategy ddp: a sweep runs its trials in this process"),
 ])
 def test_sweep_flag_errors(tmp_path, capsys, flags, message):
     assert main(["sweep", *flags, "--output-dir", str(tmp_path)]) == 2
