@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from harness.report import stats
+import harness.report.stats as stats
 
 AXES = {"samples": "budget/samples", "tokens": "budget/generated_tokens", "flops": "budget/flops",
         "seconds": "budget/seconds"}

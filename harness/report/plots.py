@@ -13,7 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from harness.report import stats  # noqa: E402
+import harness.report.stats as stats  # noqa: E402
 from harness.report.leaderboard import AXES, curve, final, phase_seconds  # noqa: E402
 
 AXIS_LABELS = {"samples": "samples", "tokens": "generated tokens", "flops": "FLOPs",
