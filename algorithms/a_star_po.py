@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from algorithms import losses
-from algorithms.base import AlgorithmConfig, RLModule
-from algorithms.estimators import optimal_values  # noqa: F401  (V*, shared with the value diagnostic)
+import algorithms.losses as losses
+from algorithms.base import RLModule
+from algorithms.config import AlgorithmConfig
+from algorithms.offline_values import optimal_values  # noqa: F401  (V*, shared with the value diagnostic)
 
 
 def regression_loss(logp: Tensor, ref_logp: Tensor, rewards: Tensor, values: Tensor,

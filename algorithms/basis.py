@@ -17,15 +17,16 @@ reconstruction specified in ALGORITHMS.md, each part switchable for ablation:
 Two more, switchable with the same config (``value_estimator``, ``prior_source``):
 
 5-8. ``blue``: BASIS as public summaries of the paper describe it (ALGORITHMS.md 5-8,
-   :func:`algorithms.estimators.blue_values`): V from p0 through the KL-optimal tilt, a temperature
+   :func:`algorithms.blue.blue_values`): V from p0 through the KL-optimal tilt, a temperature
    from a grid, a leave-one-out variance-weighted shift over the batch's active prompts. Which
    formulas the paper uses is not public; these are our reading of the summaries.
 9. ``prior_source: online``: the prior follows the policy, a per-prompt discounted Beta posterior
-   started at p0 (:class:`algorithms.estimators.OnlinePrior`, after SPO, arXiv 2509.13232); our
+   started at p0 (:class:`algorithms.online_prior.OnlinePrior`, after SPO, arXiv 2509.13232); our
    own addition, combined with any of the estimators above.
 
-Every estimator lives in :mod:`algorithms.estimators`; the REINFORCE++ baseline is
-:func:`batch_mean_values` (Hu, arXiv 2501.03262).
+Every estimator is registered in :mod:`algorithms.estimators` (its math in
+:mod:`algorithms.offline_values`, :mod:`algorithms.blue`, :mod:`algorithms.online_prior`); the
+REINFORCE++ baseline is :func:`algorithms.batch_baselines.batch_mean_values` (Hu, arXiv 2501.03262).
 """
 
 from __future__ import annotations
@@ -35,24 +36,23 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from algorithms import losses
-from algorithms.base import AlgorithmConfig, RLModule
-from algorithms.estimators import (  # noqa: F401  (CONTRACT.md names them as algorithms.basis.*)
-    INACTIVE,
-    OFFLINE_VALUES,
-    OnlinePrior,
-    batch_mean_values,
+import algorithms.losses as losses
+from algorithms.base import RLModule
+from algorithms.batch_baselines import batch_mean_values
+# CONTRACT.md names prior_from_counts, batch_values and blue_values as algorithms.basis.* (F401: re-exported).
+from algorithms.blue import INACTIVE, OFFLINE_VALUES, blue_values, blue_values_with_beta, log_grid  # noqa: F401
+from algorithms.config import AlgorithmConfig
+from algorithms.offline_values import (  # noqa: F401
     batch_values,
     batch_values_with_state,
-    blue_values,
-    blue_values_with_beta,
     calibrated_values,
     fit_calibration,
     fold_assignment,
     kernel_smoothed_values,
-    log_grid,
     prior_from_counts,
 )
+from algorithms.online_prior import OnlinePrior
+
 
 def advantages(rewards: Tensor, values: Tensor, eps: float = 1e-6) -> Tensor:
     """``A_i = (r_i - V_i) / (std(r - V) + eps)``, std unbiased over the batch.

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from algorithms import losses
-from algorithms.base import AlgorithmConfig, RLModule
+import algorithms.losses as losses
+from algorithms.base import RLModule
+from algorithms.config import AlgorithmConfig
 
 
 def group_advantages(rewards: Tensor, group_size: int, scale_by_std: bool = True,

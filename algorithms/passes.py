@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from algorithms import losses
+import algorithms.losses as losses
 from algorithms.batch import RLBatch
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from algorithms import losses
-from algorithms.base import AlgorithmConfig, RLModule
+import algorithms.losses as losses
+from algorithms.base import RLModule
+from algorithms.config import AlgorithmConfig
 from algorithms.losses import aggregate, kl_penalty
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from algorithms import losses
-from algorithms.base import AlgorithmConfig, RLModule
+import algorithms.losses as losses
+from algorithms.base import RLModule
+from algorithms.config import AlgorithmConfig
 
 
 def kl_shaped_rewards(score: Tensor, seq_logp_old: Tensor, seq_logp_ref: Tensor,

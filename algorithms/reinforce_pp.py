@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from algorithms import losses
-from algorithms.base import AlgorithmConfig, RLModule
-from algorithms.estimators import batch_mean_values
+import algorithms.losses as losses
+from algorithms.base import RLModule
+from algorithms.batch_baselines import batch_mean_values
+from algorithms.config import AlgorithmConfig
 from algorithms.ppo import token_rewards
 
 

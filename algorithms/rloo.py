@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from algorithms import losses
-from algorithms.base import AlgorithmConfig, RLModule
-from algorithms.estimators import leave_one_out_values
+import algorithms.losses as losses
+from algorithms.base import RLModule
+from algorithms.batch_baselines import leave_one_out_values
+from algorithms.config import AlgorithmConfig
 
 
 def leave_one_out_advantages(rewards: Tensor, group_size: int) -> Tensor:

@@ -36,6 +36,18 @@ NOTES = [
     "Wall s: the training call, evaluations included, plus the offline stage (A*-PO's stage 1, BASIS's prior), "
     "which runs before it. KL to ref: the last step's train/kl_ref (k3).",
 ]
+GPU_NOTE = (
+    "On a GPU: peak memory (trainer) is the largest perf/max_memory_allocated_gb of the run's steps, the "
+    "trainer's live tensors (peak counters reset at each step's start, so evaluation and the offline stage do not "
+    "count; max over DDP processes); engine GB is the largest perf/engine_memory_gb, an in-process vLLM's share "
+    "(weights, KV cache, CUDA graphs, measured right after its generation), beside the trainer's peak and not in it "
+    "nor in % less memory; – where the engine has no share of its own (the HF engine's KV cache is a trainer "
+    "tensor). Runs without GPU metrics show their max RSS. Peak heap: the host process's.")
+
+
+def notes(board: dict) -> list[str]:
+    """The notes under the tables; the GPU memory note when some run trained on a GPU."""
+    return NOTES + ([GPU_NOTE] if board.get("on_gpu") else [])
 
 
 def held_out_splits(records: list[dict]) -> str:
@@ -90,13 +102,13 @@ def build_report(records: list[dict], experiment: str, baseline: str | None = "g
           "## Matched budget and cost", "", tables.markdown_table(*budget), "",
           "Figures (accuracy against each budget axis, peak memory, time per phase, value error): "
           "`leaderboard.html`.", "", "## How the numbers are computed", ""]
-    md += [f"- {note}" for note in NOTES]
+    md += [f"- {note}" for note in notes(board)]
     md += ["", "## Reproducibility", ""]
     for heading, text in repro:
         md += [f"### {heading}", "", "```", text, "```", ""]
     figures = plots.all_figures(by_algorithm(records))
     page = html.page(title, intro, [("Leaderboard", "leaderboard", *headline),
-                                    ("Matched budget and cost", "budget", *budget)], figures, NOTES, repro)
+                                    ("Matched budget and cost", "budget", *budget)], figures, notes(board), repro)
     return {"md": "\n".join(md), "html": page, "csv": tables.to_csv(board)}
 
 

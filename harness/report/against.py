@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness.report import stats
+import harness.report.stats as stats
 from harness.report.leaderboard import leaderboard, spread
 from harness.report.load import load_files
 

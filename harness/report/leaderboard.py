@@ -16,17 +16,23 @@ Definitions (also printed under the tables):
   accuracy, linear between evaluations; averaged over the seeds that reach it;
 - ratios against the baseline as the A*-PO paper reports them: "x times faster" = baseline
   seconds / this algorithm's seconds; "% less memory" = 100 (baseline - this) / baseline, on the
-  means over seeds.
+  means over seeds;
+- peak memory: on a GPU the trainer's, the run's maximum of `perf/max_memory_allocated_gb`, with
+  the engine's share (`perf/engine_memory_gb`, its maximum) beside it, not in it; on the CPU
+  `perf/peak_memory_gb`, the process's max RSS.
 """
 
 from __future__ import annotations
 
 import math
 
-from harness.report import stats
+import harness.report.stats as stats
 
 AXES = {"samples": "budget/samples", "tokens": "budget/generated_tokens", "flops": "budget/flops",
         "seconds": "budget/seconds"}
+# What `harness.callbacks.GpuMemory` logs each step on CUDA (a CPU run logs neither).
+TRAINER_GPU_PEAK = "perf/max_memory_allocated_gb"
+ENGINE_GPU_SHARE = "perf/engine_memory_gb"
 
 
 def by_algorithm(records: list[dict]) -> dict[str, list[dict]]:
@@ -73,6 +79,33 @@ def final(record: dict, key: str) -> float:
     return math.nan if value is None else float(value)
 
 
+def run_max(record: dict, key: str) -> float:
+    """The largest finite value of metric `key` over the run's steps (`history`) and its final
+    metrics; nan when the run never logged it."""
+    entries = [*(record.get("history") or []), record.get("final_metrics") or {}]
+    values = stats.finite(float(e[key]) for e in entries if e.get(key) is not None)
+    return max(values) if values else math.nan
+
+
+def on_gpu(record: dict) -> bool:
+    """Whether the run logged the trainer's CUDA memory (it trained on a GPU)."""
+    return math.isfinite(run_max(record, TRAINER_GPU_PEAK))
+
+
+def peak_memory_gb(record: dict) -> float:
+    """The figure compared. On a GPU the trainer's peak: the maximum over the run's steps of
+    `perf/max_memory_allocated_gb` (peak counters reset every step, max over DDP processes), from
+    the history, so a resumed run counts its steps before the resume too; the engine's share is
+    apart (`engine_memory_gb`). On the CPU `perf/peak_memory_gb`, the process's max RSS."""
+    return run_max(record, TRAINER_GPU_PEAK) if on_gpu(record) else final(record, "perf/peak_memory_gb")
+
+
+def engine_memory_gb(record: dict) -> float:
+    """An in-process vLLM's share of the GPU, the run's maximum of `perf/engine_memory_gb`; nan
+    on the CPU and for the HF engine (its KV cache is a trainer tensor, counted in the peak)."""
+    return run_max(record, ENGINE_GPU_SHARE)
+
+
 def wall_seconds(record: dict) -> float:
     """The training call's wall time (evaluations included) plus the offline stage's seconds, which
     run before it: what a user waits for, as the A*-PO paper counts its stage 1."""
@@ -116,7 +149,11 @@ def algorithm_row(algorithm: str, runs: list[dict], target: float, matched: dict
     row.update(_mean_ci("wall_s", [wall_seconds(r) for r in runs]))
     row["seconds_to_target_mean"] = stats.mean(to_target)
     row["seeds_reaching_target"] = sum(math.isfinite(t) for t in to_target)
-    row.update(_mean_ci("peak_memory_gb", [final(r, "perf/peak_memory_gb") for r in runs]))
+    row.update(_mean_ci("peak_memory_gb", [peak_memory_gb(r) for r in runs]))
+    gpu = {on_gpu(r) for r in runs}
+    row["peak_memory_source"] = ("mixed" if len(gpu) > 1 else "gpu_max_allocated" if gpu == {True}
+                                 else "cpu_max_rss")
+    row.update(_mean_ci("engine_memory_gb", [engine_memory_gb(r) for r in runs]))
     row["peak_heap_gb_mean"] = stats.mean([final(r, "perf/peak_heap_gb") for r in runs])  # CPU runs; nan on others
     row["samples_mean"] = stats.mean([final(r, "budget/samples") for r in runs])
     row["generated_tokens_mean"] = stats.mean([final(r, "budget/generated_tokens") for r in runs])
@@ -128,7 +165,8 @@ def algorithm_row(algorithm: str, runs: list[dict], target: float, matched: dict
 
 
 def leaderboard(records: list[dict], baseline: str | None = "grpo", target_accuracy: float | None = None) -> dict:
-    """{"rows": [...], "baseline", "target_accuracy", "target_is_default", "matched"}; rows sorted by rank."""
+    """{"rows": [...], "baseline", "target_accuracy", "target_is_default", "matched", "on_gpu"}; rows
+    sorted by rank. `on_gpu`: some run trained on a GPU (the tables then show the engine's share)."""
     if not records:
         raise ValueError("no runs to report")
     groups = by_algorithm(records)
@@ -158,4 +196,5 @@ def leaderboard(records: list[dict], baseline: str | None = "grpo", target_accur
     rows.sort(key=lambda r: (r["rank"], -r["accuracy_iqm"] if math.isfinite(r["accuracy_iqm"]) else 0.0,
                              r["algorithm"]))
     return {"rows": rows, "baseline": base and baseline, "target_accuracy": target,
-            "target_is_default": target_accuracy is None, "matched": matched}
+            "target_is_default": target_accuracy is None, "matched": matched,
+            "on_gpu": any(on_gpu(r) for r in records)}

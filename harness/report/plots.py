@@ -13,8 +13,16 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from harness.report import stats  # noqa: E402
-from harness.report.leaderboard import AXES, curve, final, phase_seconds  # noqa: E402
+import harness.report.stats as stats  # noqa: E402
+from harness.report.leaderboard import (  # noqa: E402
+    AXES,
+    curve,
+    engine_memory_gb,
+    final,
+    on_gpu,
+    peak_memory_gb,
+    phase_seconds,
+)
 
 AXIS_LABELS = {"samples": "samples", "tokens": "generated tokens", "flops": "FLOPs",
                "seconds": "training seconds (budget/seconds)"}
@@ -58,18 +66,22 @@ def accuracy_vs_budget(groups: dict[str, list[dict]]) -> str:
 
 
 def peak_memory(groups: dict[str, list[dict]]) -> str:
-    """Bars of `perf/peak_memory_gb` per algorithm; CPU runs that carry `perf/peak_heap_gb` get a
-    hatched bar of it beside (max RSS also counts freed memory the allocator keeps)."""
+    """Bars of the peak memory compared (`leaderboard.peak_memory_gb`) per algorithm. On a GPU a
+    hatched bar beside gives the engine's share (`perf/engine_memory_gb`), where there is one; on
+    the CPU, runs that carry `perf/peak_heap_gb` get a hatched bar of it (max RSS also counts freed
+    memory the allocator keeps)."""
     fig = Figure(figsize=(7, 3.8))
     ax = fig.add_subplot(1, 1, 1)
     palette = colors(groups)
     names = list(groups)
-    heap = {name: stats.finite(final(r, "perf/peak_heap_gb") for r in groups[name]) for name in names}
-    width = 0.4 if any(heap.values()) else 0.8
+    gpu = any(on_gpu(r) for runs in groups.values() for r in runs)
+    beside = {name: stats.finite(engine_memory_gb(r) if gpu else final(r, "perf/peak_heap_gb") for r in groups[name])
+              for name in names}
+    width = 0.4 if any(beside.values()) else 0.8
     for i, name in enumerate(names):
-        series = [(stats.finite(final(r, "perf/peak_memory_gb") for r in groups[name]), None)]
-        if heap[name]:
-            series.append((heap[name], "//"))
+        series = [(stats.finite(peak_memory_gb(r) for r in groups[name]), None)]
+        if beside[name]:
+            series.append((beside[name], "xx" if gpu else "//"))
         for j, (values, hatch) in enumerate(series):
             x = i + (j - 0.5) * width if width < 0.8 else i
             low, high = stats.bootstrap_ci(values)
@@ -81,8 +93,12 @@ def peak_memory(groups: dict[str, list[dict]]) -> str:
             ax.scatter([x] * len(values), values, color="black", s=10, zorder=3)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("GB")
-    heap_note = " (solid; max RSS on CPU) and peak heap (hatched: live bytes, not freed ones kept)" if width < 0.8 else ""
-    ax.set_title(f"Peak memory per algorithm{heap_note}\nbar: mean, whisker: 95% CI (from 3 seeds), dots: seeds", fontsize=9)
+    if gpu:
+        note = " on the GPU: the trainer's max allocated" + (" (solid) and the engine's share (hatched)"
+                                                             if width < 0.8 else "")
+    else:
+        note = " (solid; max RSS on CPU) and peak heap (hatched: live bytes, not freed ones kept)" if width < 0.8 else ""
+    ax.set_title(f"Peak memory per algorithm{note}\nbar: mean, whisker: 95% CI (from 3 seeds), dots: seeds", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return to_png(fig)
 

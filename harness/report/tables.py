@@ -18,6 +18,7 @@ CSV_COLUMNS = (
     "peak_memory_gb_mean", "peak_memory_gb_ci_low", "peak_memory_gb_ci_high", "percent_less_memory",
     "samples_mean", "generated_tokens_mean", "flops_mean", "budget_seconds_mean", "kl_ref_mean", "steps_mean",
     "peak_heap_gb_mean",
+    "peak_memory_source", "engine_memory_gb_mean", "engine_memory_gb_ci_low", "engine_memory_gb_ci_high",
 )
 
 
@@ -60,21 +61,25 @@ def _mean_cell(row: dict) -> str:
 
 
 def headline_rows(board: dict) -> tuple[list[str], list[list[str]]]:
-    """The leaderboard table: rank, accuracy with its interval, time, memory and the ratios."""
+    """The leaderboard table: rank, accuracy with its interval, time, memory and the ratios. When
+    runs trained on a GPU the peak is the trainer's, with the engine's share in the next column."""
     base = board["baseline"] or "baseline"
+    gpu = board.get("on_gpu", False)
+    memory = ["peak memory GB (trainer)", "engine GB"] if gpu else ["peak memory GB"]
     header = ["rank", "algorithm", "seeds", "accuracy IQM [95% CI]", "accuracy mean [95% CI]",
               f"P(better than {base})", "accuracy before",
               f"s to {fmt(board['target_accuracy'])} (seeds)", f"x faster than {base}", "wall s",
-              f"x faster than {base} (wall)", "peak memory GB", f"% less memory than {base}", "peak heap GB"]
+              f"x faster than {base} (wall)", *memory, f"% less memory than {base}", "peak heap GB"]
     body = []
     for r in board["rows"]:
+        memory = [fmt(r["peak_memory_gb_mean"], ".3f")] + ([fmt(r["engine_memory_gb_mean"], ".3f")] if gpu else [])
         body.append([str(r["rank"]), r["algorithm"], str(r["seeds"]),
                      _interval(r["accuracy_iqm"], r["accuracy_iqm_ci_low"], r["accuracy_iqm_ci_high"]),
                      _mean_cell(r), _interval(r["poi_over_baseline"], r["poi_ci_low"], r["poi_ci_high"], ".2f"),
                      fmt(r["accuracy_before_mean"]),
                      f"{fmt(r['seconds_to_target_mean'], '.1f')} ({r['seeds_reaching_target']}/{r['seeds']})",
                      fmt(r["times_faster_to_target"], ".2f"), fmt(r["wall_s_mean"], ".1f"),
-                     fmt(r["times_faster_wall"], ".2f"), fmt(r["peak_memory_gb_mean"], ".3f"),
+                     fmt(r["times_faster_wall"], ".2f"), *memory,
                      fmt(r["percent_less_memory"], "+.1f"), fmt(r["peak_heap_gb_mean"], ".3f")])
     return header, body
 
