@@ -7,7 +7,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness.cli import main
+from rlvr_bench.cli import main
 from harness.compare import grid
 from harness.config import algorithm_config, load_run_config
 

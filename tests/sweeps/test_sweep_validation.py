@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 import tasks
-from harness.cli import main
+from rlvr_bench.cli import main
 from harness.config import load_run_config
 from tasks.validation import carve
 
