@@ -61,9 +61,10 @@ def add_run_flags(p: argparse.ArgumentParser, default_preset: str | None = "defa
     is the preset the command reads without `--preset` (the help's hyperparameter values follow it)."""
     p.default_preset = default_preset
     group = p.add_argument_group("run settings (a flag left out keeps the preset's value)")
-    group.add_argument("--preset", help="experiment preset: a name in harness/presets or a YAML path (default: "
-                                        + (f"{default_preset}" if default_preset else "none, the dataclass and "
-                                           "algorithm presets' values") + ")")
+    default = (f"the preset {default_preset!r}" if default_preset else
+               "none: the dataclass defaults and the algorithm's preset")
+    group.add_argument("--preset",
+                       help=f"experiment preset: a name in harness/presets or a YAML path (default: {default})")
     docs = field_docs(RunConfig)
     for f in flag_fields():
         kind = _TYPES[str(f.type).replace(" | None", "")]

@@ -182,5 +182,7 @@ def test_the_harness_command_line_imports_nothing_above_the_harness():
     assert done.stdout.strip() == "[]"
     harness_sources = "\n".join(p.read_text() for p in (ROOT / "harness").rglob("*.py"))
     assert "from sweeps" not in harness_sources and "import sweeps" not in harness_sources
-    commands = lambda p: set(next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices)  # noqa: E731
+    def commands(parser):
+        return set(next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices)
+
     assert commands(full_parser()) == commands(cli.build_parser()) | {"sweep"}
