@@ -10,7 +10,7 @@ from harness.compare import RunFailed
 from harness.run_flags import add_run_flags, check_set_keys, key_values, run_overrides
 from harness.tracking import TrackingUnreachable
 
-__all__ = ["COMMANDS", "build_parser", "main", "key_values", "train_config"]
+__all__ = ["COMMANDS", "build_parser", "main", "key_values", "train_config"]  # key_values: benchmarks/peak_memory.py
 
 
 def _add_plan_flags(p: argparse.ArgumentParser) -> None:
