@@ -26,7 +26,9 @@ class RunConfig:
     """One training run: (algorithm, seed) on a task and model."""
 
     algorithm: str = "grpo"
+    """A registered algorithm name (algorithms.names()) or package.module:ClassName."""
     task: str = "arithmetic"
+    """A registered task name (tasks.names())."""
     task_options: dict = field(default_factory=dict)
     """Extra arguments of the task's `load` (e.g. `levels: [1, 2]` for arithmetic)."""
     model: str = "tiny"
@@ -41,22 +43,28 @@ class RunConfig:
     """vLLM knobs (harness.engines.vllm.VLLMOptions): kv_cache_gb (CPU), gpu_memory_utilization,
     tensor_parallel_size, max_model_len, enforce_eager, dtype."""
     prompt_style: str = "plain"
+    """How a task's prompt becomes the model's input: `plain` text or the tokenizer's `chat` template."""
     seed: int = 0
     data_dir: str | None = None
+    """Local benchmark data folder (else $RLVR_DATA_DIR, else the hub)."""
     max_steps: int = 40
     """RL steps (one rollout batch each); a budget may stop the run earlier."""
     prompts_per_step: int = 16
+    """Training prompts per RL step (unless `samples_per_step` is set)."""
     samples_per_step: int | None = None
     """If set, prompts per step = samples_per_step / the algorithm's samples per prompt, so
     algorithms with one rollout per prompt see as many samples per step as GRPO with groups."""
     train_limit: int | None = None
+    """Train on the first this many prompts of the train split (default: all of them)."""
     eval_limit: int = 200
+    """Held-out prompts evaluated: the first this many of the held-out split."""
     eval_split: str = "test"
     """Held-out examples: `test`, or `validation` carved from the train split (tasks.validation; the
     run then trains on the rest of train and never reads test). Sweeps score trials on validation."""
     eval_samples: int = 1
     """Samples per held-out prompt; pass@1 is their mean."""
     eval_temperature: float = 1.0
+    """Sampling temperature of the held-out evaluation."""
     eval_max_new_tokens: int | None = None
     """Defaults to the algorithm's max_new_tokens."""
     eval_every: int = 0
@@ -73,7 +81,9 @@ class RunConfig:
     charge_offline: bool = True
     """Charge offline stages (A*-PO stage 1, BASIS's prior) to the budget; else report them apart."""
     experiment: str = "rlvr-bench"
+    """MLflow experiment name, and the folder <output_dir>/<experiment> of its runs' records."""
     output_dir: str = "results"
+    """Folder for <experiment>/runs, checkpoints and the default MLflow store."""
     tracking_uri: str | None = None
     """MLflow tracking URI; default a SQLite store under output_dir."""
     threads: int | None = None
@@ -94,6 +104,7 @@ class RunConfig:
     devices: int = 1
     """Processes per node (DDP/FSDP); prompts of a step are sharded across all of them."""
     num_nodes: int = 1
+    """Nodes (DDP/FSDP)."""
     accelerator: str = "auto"
     """Lightning accelerator: auto (a GPU where one is visible, else the CPU) | cpu | gpu."""
     precision: str = "32-true"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.run_flags import add_run_flags, check_set_keys, run_overrides
+
 EPILOG = """examples:
   rlvr-bench sweep --algorithm grpo --trials 8 --preset smoke --budget samples=256
   rlvr-bench sweep --algorithm grpo --trials 8 --resume --export tuned.yaml   # then: rlvr-bench compare --preset tuned.yaml
@@ -13,7 +15,7 @@ EPILOG = """examples:
 """
 
 
-def add_sweep_parser(sub, add_run_flags) -> None:
+def add_sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="tune one algorithm's hyperparameters with Optuna at a fixed budget",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algorithm", required=True, help="algorithms.names()")
@@ -36,14 +38,13 @@ def add_sweep_parser(sub, add_run_flags) -> None:
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats")
     p.add_argument("--grace", type=int, default=60, help="seconds without heartbeat before a trial counts as dead")
     p.add_argument("--max-retry", type=int, default=2, help="retries of a trial whose worker died")
-    add_run_flags(p)
+    add_run_flags(p, default_preset=None)
     p.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
     import dataclasses
 
-    from harness.cli import RUN_KEYS, _run_overrides
     from harness.config import load_run_config
     from sweeps.export import best_trial, export_preset, write_pareto, write_trials
     from sweeps.study import SweepSettings, run_sweep, sweep_dir
@@ -56,7 +57,8 @@ def cmd_sweep(args) -> int:
     if args.eval_split == "test":
         raise ValueError("--eval-split test: a sweep scores its trials on the validation split carved from the "
                          "train split, so that the tuned comparison's test accuracy is not tuned on; leave the flag out")
-    overrides = _run_overrides(args, RUN_KEYS)
+    overrides = run_overrides(args)
+    check_set_keys(overrides["algo"], [args.algorithm])
     overrides.update(algorithm=args.algorithm, seed=args.seed)
     run = load_run_config(args.preset, overrides)
     if not args.experiment:  # keep trials out of the comparison's experiment

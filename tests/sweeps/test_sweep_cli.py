@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.cli import main
+from rlvr_bench.cli import main
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -7,9 +7,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness.cli import main
 from harness.compare import grid
 from harness.config import algorithm_config, load_run_config
+from rlvr_bench.cli import main
 
 # Plumbing, not learning: two RL steps, eight held-out prompts, one thread.
 TINY = ["--preset", "smoke", "--steps", "2", "--samples-per-step", "16", "--eval-every", "1", "--eval-limit", "8",

@@ -8,8 +8,8 @@ import optuna
 import pytest
 
 import tasks
-from harness.cli import main
 from harness.config import load_run_config
+from rlvr_bench.cli import main
 from tasks.validation import carve
 
 TINY = ["--preset", "smoke", "--steps", "1", "--samples-per-step", "16", "--eval-limit", "8", "--threads", "1"]
