@@ -132,7 +132,7 @@ class StopAfter(L.Callback):
 def bare_fit(built: Built, steps: int, seed: int = 0, callbacks: list | None = None) -> StepClock:
     """`steps` RL steps of the module under a bare Lightning Trainer: no logger, no telemetry,
     budget, evaluation or checkpoint callbacks."""
-    from harness.checkpoint import PromptData
+    from harness.prompt_data import PromptData
 
     clock = StepClock()
     trainer = L.Trainer(accelerator="cpu", max_epochs=-1, max_steps=-1, logger=False,

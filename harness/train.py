@@ -116,13 +116,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         StopCallback,
         TelemetryCallback,
     )
-    from harness.checkpoint import (
-        CheckpointCallback,
-        PromptData,
-        check_resumable,
-        checkpoint_path,
-        load_checkpoint,
-    )
+    from harness.checkpoint import CheckpointCallback, check_resumable, load_checkpoint
     from harness.allocator import keep_freed_memory
     from harness.config import validate_run
     from harness.engines import engine_params, make_engine, resolve_engine
@@ -130,7 +124,9 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     from harness.heap import process_heap_peak, watch
     from harness.models import load_policy, resolve_model
     from harness.placement import ProcessSetup, resolve_accelerator, trainer_devices, trainer_precision
-    from harness.records import command_line, examples_checksum, run_path, write_run
+    from harness.paths import checkpoint_path, run_path
+    from harness.prompt_data import PromptData
+    from harness.records import command_line, examples_checksum, write_run
 
     quiet_lightning()
     algo_config = validate_run(run)  # before any work: a setting that cannot run here writes nothing

@@ -48,7 +48,7 @@ def build(algorithm: str, model_dir: str):
 
 
 def global_rollout(module, examples, encode_fn, reward_fn):
-    from harness.checkpoint import PromptSampler
+    from harness.prompt_data import PromptSampler
 
     chosen = [examples[i] for i in PromptSampler(len(examples), PROMPTS, seed=0).global_batch(0)]
     # Every process draws rank 0's global batch (the harness gives each process its own seed).
@@ -79,7 +79,7 @@ def single(algorithm: str, model_dir: str) -> dict:
 
 
 def ddp(algorithm: str, model_dir: str, out_dir: str) -> None:
-    from harness.checkpoint import PromptData
+    from harness.prompt_data import PromptData
 
     module, examples, encode_fn, reward_fn = build(algorithm, model_dir)
     base = type(module)
