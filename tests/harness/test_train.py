@@ -6,7 +6,8 @@ import warnings
 import mlflow
 import pytest
 
-from harness.train import quiet_lightning, run_training
+from harness.run_module import quiet_lightning
+from harness.train import run_training
 
 
 def test_quiet_lightning_drops_lightnings_pytree_deprecation_only():
