@@ -7,7 +7,7 @@ import statistics
 
 from harness.config import load_run_config, preset_path, read_yaml
 from harness.errors import RunFailed
-from harness.paths import checkpoint_path, launch_path, run_path
+from harness.paths import checkpoint_path, launch_path, run_path, write_text_atomic
 from harness.records import read_run
 
 
@@ -87,8 +87,7 @@ def _start_command(run, resume: bool, cpus: list[int] | None, gpus: list[str] | 
     import yaml
 
     path = launch_path(run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(dataclasses.asdict(run), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(dataclasses.asdict(run), sort_keys=False))
     command = [sys.executable, "-m", "harness.cli", "train", "--preset", str(path),
                "--algorithm", run.algorithm, "--seed", str(run.seed), *(["--resume"] if resume else [])]
     env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {})}

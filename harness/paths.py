@@ -10,7 +10,8 @@ Results, under `--output-dir` (default `results/`)::
     <output_dir>/sweeps/optuna.db, <output_dir>/sweeps/<study>/          Optuna sweeps
 
 The cache (`$RLVR_CACHE_DIR`, else `~/.cache/rlvr-bench`): `models/` (warm starts, converted
-models), `offline/` (offline-stage samples), `evals/` (evaluations before training).
+models), `offline/` (offline-stage samples), `evals/` (evaluations before training); see
+:func:`cache_path`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+CACHES = ("models", "offline", "evals")
+
+
+def cache_path(kind: str) -> Path:
+    """One of the cache's folders (:data:`CACHES`): `models` (warm starts, converted models),
+    `offline` (offline-stage samples), `evals` (evaluations before training)."""
+    if kind not in CACHES:
+        raise ValueError(f"cache folder {kind!r} is not one of {CACHES}")
+    return cache_dir() / kind
 
 
 def experiment_dir(output_dir: str | Path, experiment: str) -> Path:

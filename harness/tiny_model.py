@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from harness.paths import cache_dir
+from harness.paths import cache_path
 from harness.prompts import PLAIN_TEMPLATE
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -207,7 +207,7 @@ _SHIPPED_BYTES = 3467712  # size of the shipped model.safetensors: a cheap check
 
 def build_tiny(spec: TinySpec, log=print, force: bool = False) -> Path:
     """The cached build of `spec` under the cache folder, built on first use (or again with `force`)."""
-    out_dir = cache_dir() / "models" / spec.key()
+    out_dir = cache_path("models") / spec.key()
     if force and out_dir.exists():
         import shutil
 

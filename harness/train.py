@@ -47,14 +47,14 @@ def before_eval_cache(run: RunConfig, model_path: str, data: dict, eval_kwargs: 
 
     from harness.engines import resolve_engine
     from harness.models import model_fingerprint
-    from harness.paths import cache_dir
+    from harness.paths import cache_path
 
     placement = {"device": "cuda" if accelerator == "gpu" else "cpu",
                  "dtype": "bfloat16" if run.precision == "bf16-true" else "float32", "precision": run.precision}
     key = json.dumps([model_fingerprint(model_path), resolve_engine(run.engine), run.engine_options, run.task,
                       data["eval"]["sha256"], run.prompt_style, eval_kwargs, torch.__version__,
                       torch.get_num_threads(), placement], sort_keys=True, default=str)
-    return cache_dir() / "evals" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+    return cache_path("evals") / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
 def run_offline_stage(module, run: RunConfig, examples, encode_fn, reward_fn, model_path, parameters,
