@@ -82,6 +82,17 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, f)
 
 
+def remove_checkpoint(path: Path) -> None:
+    """The checkpoint file, then its run's folder and `checkpoints/` once empty (a finished run's
+    record is written: it needs no resume any more)."""
+    path.unlink(missing_ok=True)
+    for folder in (path.parent, path.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -230,6 +230,7 @@ def fit(training: TrainingRun):
 def record(training: TrainingRun, trainer, wall_s: float, log=print) -> dict:
     """The run record; on rank 0 written (harness.records), the checkpoint removed unless kept,
     and the MLflow run closed."""
+    from harness.checkpoint import remove_checkpoint
     from harness.paths import run_path
     from harness.records import command_line, write_run
 
@@ -269,16 +270,6 @@ def record(training: TrainingRun, trainer, wall_s: float, log=print) -> dict:
     except Exception as err:
         log(f"warning: could not close the MLflow run ({err}); the run's JSON has every metric")
     return record
-
-
-def remove_checkpoint(path: Path) -> None:
-    """The checkpoint file, then its run's folder and `checkpoints/` once empty."""
-    path.unlink(missing_ok=True)
-    for folder in (path.parent, path.parent.parent):
-        try:
-            folder.rmdir()
-        except OSError:
-            break
 
 
 def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbacks: list | None = None,
