@@ -60,44 +60,28 @@ class Built:
 
 
 def build(run, log=lambda *_: None) -> Built:
-    """The algorithm's module on the run's model, task and engine, as `harness.train.run_training`
-    builds it (offline stage included; its samples are cached on disk across runs)."""
+    """The algorithm's module on the run's model, task and engine, built by the builder
+    `harness.train.run_training` uses (`harness.run_module.build_module`), offline stage included
+    (its samples are cached on disk across runs). Without the harness's heap sampling: the bare
+    loop times the algorithm, not the harness's instruments."""
     import torch
 
-    import algorithms
-    import tasks
-    from harness.allocator import keep_freed_memory
-    from harness.config import prompts_per_step, validate_run
-    from harness.engines import make_engine
-    from harness.models import load_policy, resolve_model
+    from harness.config import prompts_per_step
     from harness.offline import offline_stage
-    from harness.prompts import encode_prompts
-    from harness.train import load_examples, quiet_lightning
+    from harness.run_module import build_module
+    from harness.splits import load_examples
 
-    quiet_lightning()
-    keep_freed_memory()  # as run_training does
-    torch.set_num_threads(run.threads)
-    algo_config = validate_run(run)
-    torch.manual_seed(run.seed)
-    task = tasks.get(run.task)
-    model_path = resolve_model(run.model, log=log)
-    tokenizer, policy = load_policy(model_path)
-    examples = load_examples(task, "train", run, run.train_limit)
-    engine = make_engine(run.engine, policy, tokenizer, model_dir=model_path, options=run.engine_options)
+    built = build_module(run, log=log, watch_heap=False)
+    module = built.module
+    examples = load_examples(built.task, "train", run, run.train_limit)
+    module.engine = built.make_engine()
     torch.set_num_threads(run.threads)  # vLLM lowers the process's threads when it starts
-
-    def encode_fn(batch):
-        return encode_prompts(tokenizer, [ex.prompt for ex in batch], run.prompt_style)
-
-    def reward_fn(texts, batch):
-        return [v.score for v in task.reward_many(texts, batch)]
-
-    module = algorithms.get(run.algorithm)(policy, tokenizer, engine, reward_fn, encode_fn, algo_config, seed=run.seed)
     if module.needs_offline_values:
-        rewards, _ = offline_stage(module, examples, encode_fn, reward_fn, model_path, run.task, run.seed, log=log)
+        rewards, _ = offline_stage(module, examples, built.encode_fn, built.reward_fn, built.model_path, run.task,
+                                   run.seed, log=log)
         module.set_offline(rewards)
         examples = [ex for ex in examples if module.keep_example(ex, rewards)]
-    return Built(module, examples, prompts_per_step(run, algo_config), sum(p.numel() for p in policy.parameters()))
+    return Built(module, examples, prompts_per_step(run, built.algo_config), built.parameters)
 
 
 class StepClock(L.Callback):
@@ -132,7 +116,7 @@ class StopAfter(L.Callback):
 def bare_fit(built: Built, steps: int, seed: int = 0, callbacks: list | None = None) -> StepClock:
     """`steps` RL steps of the module under a bare Lightning Trainer: no logger, no telemetry,
     budget, evaluation or checkpoint callbacks."""
-    from harness.checkpoint import PromptData
+    from harness.prompt_data import PromptData
 
     clock = StepClock()
     trainer = L.Trainer(accelerator="cpu", max_epochs=-1, max_steps=-1, logger=False,

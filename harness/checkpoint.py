@@ -1,9 +1,10 @@
 """Checkpoints of a run, resuming from them, and the stop after a run of non-finite losses.
 
-One file per run, `<output_dir>/<experiment>/checkpoints/<algorithm>-seed<k>/last.pt`, written to
-a temporary file and renamed (a reader never sees half a file), loaded with
-`torch.load(weights_only=True)`: it holds tensors and plain Python values only. It carries what
-makes a resumed run continue the same trajectory as one never interrupted:
+One file per run, `<output_dir>/<experiment>/checkpoints/<algorithm>-seed<k>/last.pt`
+(`harness.paths.checkpoint_path`), written to a temporary file and renamed (a reader never sees
+half a file), loaded with `torch.load(weights_only=True)`: it holds tensors and plain Python
+values only. It carries what makes a resumed run continue the same trajectory as one never
+interrupted:
 
 - the module's weights (policy, and critic for PPO) and every optimizer's state;
 - the algorithm's training state (step, budget counters, BASIS's prior and calibration, A*-PO's
@@ -12,13 +13,12 @@ makes a resumed run continue the same trajectory as one never interrupted:
   if it has one), each process restoring its own;
 - the recorder (metric history, eval and diagnostic curves, time counters) and the MLflow run id.
 
-The data position needs no state of its own: `PromptSampler` draws step k's prompts as a function
-of (seed, k), so a resumed run starts it at the checkpoint's step.
+The data position needs no state of its own: `harness.prompt_data.PromptSampler` draws step k's
+prompts as a function of (seed, k), so a resumed run starts it at the checkpoint's step.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -26,75 +26,14 @@ import lightning as L
 import numpy as np
 import torch
 
-from harness.compare import RunFailed
+from harness.errors import NonFiniteLossError
+from harness.paths import atomic_file
 
-CHECKPOINT_FILE = "last.pt"
 FORMAT = 1
 # Fields a resumed run may change: they do not alter the trajectory (or only where it ends).
 RESUMABLE_CHANGES = {"threads", "max_steps", "budget", "checkpoint_every", "max_nonfinite_steps", "tracking_uri",
                      "output_dir", "data_dir", "strategy", "devices", "num_nodes", "eval_every", "diag_every",
                      "keep_checkpoint"}
-
-
-class NonFiniteLossError(RunFailed):
-    """Too many steps in a row had a NaN/inf loss; the run stopped after writing a checkpoint."""
-
-
-def checkpoint_dir(output_dir: str, experiment: str, algorithm: str, seed: int) -> Path:
-    return Path(output_dir) / experiment / "checkpoints" / f"{algorithm}-seed{seed}"
-
-
-def checkpoint_path(run) -> Path:
-    return checkpoint_dir(run.output_dir, run.experiment, run.algorithm, run.seed) / CHECKPOINT_FILE
-
-
-class PromptSampler(torch.utils.data.Sampler):
-    """Infinite batch sampler: step k's prompts are a function of (seed, k) alone.
-
-    Each epoch is a fresh permutation of the training prompts (seeded by seed and epoch), cut
-    into steps of `prompts_per_step` (a last incomplete step is dropped). Under DDP each of
-    `world_size` processes takes its contiguous share of every step's prompts, so groups
-    (sampled per prompt) never straddle processes.
-    """
-
-    def __init__(self, num_examples: int, prompts_per_step: int, seed: int, start_step: int = 0,
-                 rank: int = 0, world_size: int = 1):
-        if prompts_per_step > num_examples:
-            raise ValueError(f"{num_examples} training prompts are fewer than the {prompts_per_step} of one step")
-        if prompts_per_step % world_size:
-            raise ValueError(f"prompts per step {prompts_per_step} is not divisible by {world_size} processes")
-        self.num_examples, self.prompts_per_step, self.seed = num_examples, prompts_per_step, seed
-        self.start_step, self.rank, self.world_size = start_step, rank, world_size
-
-    def global_batch(self, step: int) -> list[int]:
-        per_epoch = self.num_examples // self.prompts_per_step
-        epoch, position = divmod(step, per_epoch)
-        order = torch.randperm(self.num_examples, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-        return order[position * self.prompts_per_step:(position + 1) * self.prompts_per_step].tolist()
-
-    def batch(self, step: int) -> list[int]:
-        share = self.prompts_per_step // self.world_size
-        return self.global_batch(step)[self.rank * share:(self.rank + 1) * share]
-
-    def __iter__(self):
-        step = self.start_step
-        while True:
-            yield self.batch(step)
-            step += 1
-
-
-class PromptData(L.LightningDataModule):
-    """The training prompts through `PromptSampler`, sharded by the Trainer's rank once it has
-    started its processes (so the same code serves one process and DDP)."""
-
-    def __init__(self, examples: list, prompts_per_step: int, seed: int, start_step: int = 0):
-        super().__init__()
-        self.examples, self.prompts_per_step, self.seed, self.start_step = examples, prompts_per_step, seed, start_step
-
-    def train_dataloader(self):
-        sampler = PromptSampler(len(self.examples), self.prompts_per_step, self.seed, self.start_step,
-                                rank=self.trainer.global_rank, world_size=self.trainer.world_size)
-        return torch.utils.data.DataLoader(self.examples, batch_sampler=sampler, collate_fn=list)
 
 
 def rng_state() -> dict:
@@ -138,14 +77,20 @@ def _python_tuple(value):
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomic write: a temporary file in the same folder, flushed to disk, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """Atomic write (:func:`harness.paths.atomic_file`): a reader never sees half a checkpoint."""
+    with atomic_file(path, "wb") as f:
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """The checkpoint file, then its run's folder and `checkpoints/` once empty (a finished run's
+    record is written: it needs no resume any more)."""
+    path.unlink(missing_ok=True)
+    for folder in (path.parent, path.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def load_checkpoint(path: Path) -> dict:

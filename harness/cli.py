@@ -27,7 +27,7 @@ def _dry_run(runs: list, args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from harness.tiny_model import pretrain_and_report
+    from harness.pretrain import pretrain_and_report
 
     pretrain_and_report(rebuild=args.rebuild, preset=args.preset)
     return 0

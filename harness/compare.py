@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import statistics
-from pathlib import Path
 
 from harness.config import load_run_config, preset_path, read_yaml
-from harness.records import read_run, run_path
+from harness.errors import RunFailed
+from harness.paths import checkpoint_path, launch_path, run_path, write_text_atomic
+from harness.records import read_run
 
 
 def grid(preset: str, algorithms: list[str] | None, seeds: list[int] | None) -> tuple[list[str], list[int]]:
@@ -18,10 +19,6 @@ def grid(preset: str, algorithms: list[str] | None, seeds: list[int] | None) -> 
     for name in algos:
         algorithm_registry.get(name)  # unknown names fail before any run starts
     return list(algos), list(seeds or spec.get("seeds") or [0, 1])
-
-
-class RunFailed(RuntimeError):
-    pass
 
 
 def _train_child(values: dict, resume: bool = False, cpus: list[int] | None = None, queue=None,
@@ -89,9 +86,8 @@ def _start_command(run, resume: bool, cpus: list[int] | None, gpus: list[str] | 
 
     import yaml
 
-    path = Path(run.output_dir) / run.experiment / "launch" / f"{run.algorithm}-seed{run.seed}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(dataclasses.asdict(run), sort_keys=False))
+    path = launch_path(run)
+    write_text_atomic(path, yaml.safe_dump(dataclasses.asdict(run), sort_keys=False))
     command = [sys.executable, "-m", "harness.cli", "train", "--preset", str(path),
                "--algorithm", run.algorithm, "--seed", str(run.seed), *(["--resume"] if resume else [])]
     env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {})}
@@ -270,7 +266,7 @@ def run_comparison(preset: str, overrides: dict, algorithms: list[str] | None = 
                 done[(algorithm, seed)] = record
                 continue
             # A run with a checkpoint but no record was interrupted: it continues where it stopped.
-            resume = (Path(run.output_dir) / run.experiment / "checkpoints" / f"{algorithm}-seed{seed}" / "last.pt").exists()
+            resume = checkpoint_path(run).exists()
             pending.append((run, resume))
     from harness.placement import resolve_accelerator
 

@@ -138,6 +138,7 @@ def run_eval(config: EvalConfig, log=print) -> dict:
     from harness.environment import environment
     from harness.evaluate import answer_key, sample_metrics
     from harness.models import resolve_model
+    from harness.paths import evals_dir
     from harness.prompts import PROMPT_VERSION
     from harness.records import write_json_atomic
     from harness.tracking import check_tracking_uri
@@ -205,7 +206,7 @@ def run_eval(config: EvalConfig, log=print) -> dict:
     record = {"task": config.task, "model": config.model, "backend": config.backend, "experiment": config.experiment,
               "params": params, "metrics": metrics, "environment": env, "prompt_version": PROMPT_VERSION,
               "prompt_style": prompt_style, "mlflow_run_id": run_id, "tracking_uri": uri}
-    out = Path(config.output_dir) / config.experiment / "evals"
+    out = evals_dir(config.output_dir, config.experiment)
     write_json_atomic(out / f"{label}.json", record)
     _write_jsonl(out / f"{label}.completions.jsonl", records)
     log(f"eval {label}: pass@1 {metrics['eval/accuracy']:.4f} on {len(examples)} prompts x {config.samples} "

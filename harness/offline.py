@@ -15,7 +15,7 @@ import json
 import time
 
 from algorithms.rollout import SamplingParams
-from harness.paths import cache_dir
+from harness.paths import cache_path
 from harness.records import write_json_atomic
 
 
@@ -48,7 +48,7 @@ def offline_stage(module, examples: list, encode_fn, reward_fn, model_path: str,
     ids = [ex.id for ex in examples]
     from harness.placement import placement_key
 
-    path = cache_dir() / "offline" / f"{cache_key(model_path, task, n, seed, base, ids, placement_key(module))}.json"
+    path = cache_path("offline") / f"{cache_key(model_path, task, n, seed, base, ids, placement_key(module))}.json"
     if path.exists():
         cached = json.loads(path.read_text())
         log(f"offline: reusing {n} reference samples x {len(ids)} prompts from {path} "

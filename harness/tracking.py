@@ -8,20 +8,16 @@ import contextlib
 import urllib.error
 import urllib.request
 
+from harness.errors import TrackingUnreachable
+
 
 def resolve_tracking_uri(tracking_uri: str | None, output_dir: str) -> str:
-    """The given URI, else the default: a SQLite store at <output_dir>/mlflow.db."""
+    """The given URI, else the default: a SQLite store at <output_dir>/mlflow.db (`harness.paths`)."""
     if tracking_uri:
         return tracking_uri
-    from pathlib import Path
+    from harness.paths import default_tracking_uri
 
-    out = Path(output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{out / 'mlflow.db'}"
-
-
-class TrackingUnreachable(RuntimeError):
-    pass
+    return default_tracking_uri(output_dir)
 
 
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:

@@ -1,29 +1,28 @@
-"""One training run: (algorithm, seed) on a task and model, logged to MLflow and a JSON file."""
+"""One training run: (algorithm, seed) on a task and model, logged to MLflow and a JSON file.
+
+:func:`run_training` is :func:`build` (settings, module, data, logger, callbacks), :func:`fit`
+(the Lightning Trainer) and :func:`record` (summary, run record, checkpoint cleanup, MLflow close).
+"""
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from harness.budget import Budget
 from harness.config import RunConfig, as_params, prompts_per_step
-from harness.prompts import PROMPT_VERSION, encode_prompts
-from harness.splits import held_out_examples, load_examples, run_examples, split_record  # noqa: F401 (benchmarks import load_examples here)
+from harness.prompts import PROMPT_VERSION
+from harness.run_module import RunModule, build_module
+from harness.splits import held_out_examples, run_examples, split_record
 
-
-def quiet_lightning() -> None:
-    # Lightning's tips (num_workers, litlogger, ...) are noise for this CPU loop.
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*TPU available.*")
-    warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")  # ours: a no-op
-    # Lightning 2.6 builds pytree LeafSpecs the way torch 2.13 deprecates: once per run, not ours to fix.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
+if TYPE_CHECKING:  # imported where used: `import harness.train` stays light (Lightning takes seconds)
+    from harness.callbacks import RunRecorder
+    from harness.placement import ProcessSetup
+    from harness.prompt_data import PromptData
 
 
 def make_logger(run: RunConfig, tags: dict, run_id: str | None = None):
@@ -48,14 +47,14 @@ def before_eval_cache(run: RunConfig, model_path: str, data: dict, eval_kwargs: 
 
     from harness.engines import resolve_engine
     from harness.models import model_fingerprint
-    from harness.paths import cache_dir
+    from harness.paths import cache_path
 
     placement = {"device": "cuda" if accelerator == "gpu" else "cpu",
                  "dtype": "bfloat16" if run.precision == "bf16-true" else "float32", "precision": run.precision}
     key = json.dumps([model_fingerprint(model_path), resolve_engine(run.engine), run.engine_options, run.task,
                       data["eval"]["sha256"], run.prompt_style, eval_kwargs, torch.__version__,
                       torch.get_num_threads(), placement], sort_keys=True, default=str)
-    return cache_dir() / "evals" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+    return cache_path("evals") / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
 def run_offline_stage(module, run: RunConfig, examples, encode_fn, reward_fn, model_path, parameters,
@@ -98,70 +97,48 @@ def value_diagnostic_callback(module, run: RunConfig, task, encode_fn, reward_fn
     return callback, sample_reference
 
 
-def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbacks: list | None = None,
-                 extra_tags: dict | None = None, resume: bool = False) -> dict:
-    """Train, evaluate before and after, log everything; returns the run record (also written as JSON).
+@dataclass
+class TrainingRun:
+    """A run as :func:`build` leaves it for :func:`fit` and :func:`record`."""
 
-    With `resume`, continue from the run's checkpoint if it has one (harness.checkpoint).
+    run: RunConfig
+    built: RunModule
+    data: dict  # the examples' checksums and the held-out split (the record's `data`)
+    tags: dict
+    params: dict  # the MLflow params and the record's `config`
+    env: dict
+    logger: object
+    recorder: RunRecorder
+    prompt_data: PromptData
+    setup: ProcessSetup
+    callbacks: list
+    ckpt_path: Path
+    resumed_at: list[int]  # the steps this run was resumed at
+    progress: bool = True
 
-    `extra_callbacks` run after the evaluation callback (a sweep's pruning hook reads its result);
-    `extra_tags` are added to the MLflow run's tags (a sweep's parent run and trial number)."""
-    import lightning as L
 
-    import algorithms
-    import tasks
-    from harness.callbacks import (
-        EvalCallback,
-        RunRecorder,
-        StopCallback,
-        TelemetryCallback,
-    )
-    from harness.checkpoint import (
-        CheckpointCallback,
-        PromptData,
-        check_resumable,
-        checkpoint_path,
-        load_checkpoint,
-    )
-    from harness.allocator import keep_freed_memory
-    from harness.config import validate_run
-    from harness.engines import engine_params, make_engine, resolve_engine
+def build(run: RunConfig, log=print, progress: bool = True, extra_callbacks: list | None = None,
+          extra_tags: dict | None = None, resume: bool = False) -> TrainingRun:
+    """Settings checked, the module (harness.run_module), the data, the MLflow logger, the
+    recorder, and the callbacks in their order; a resumed run's state loaded from its checkpoint."""
+    from harness.callbacks import EvalCallback, RunRecorder, StopCallback, TelemetryCallback
+    from harness.checkpoint import CheckpointCallback, check_resumable, load_checkpoint
+    from harness.engines import engine_params, resolve_engine
     from harness.environment import environment
-    from harness.heap import process_heap_peak, watch
-    from harness.models import load_policy, resolve_model
-    from harness.placement import ProcessSetup, resolve_accelerator, trainer_devices, trainer_precision
-    from harness.records import command_line, examples_checksum, run_path, write_run
+    from harness.heap import process_heap_peak
+    from harness.paths import checkpoint_path
+    from harness.placement import ProcessSetup
+    from harness.prompt_data import PromptData
+    from harness.records import command_line, examples_checksum
 
-    quiet_lightning()
-    algo_config = validate_run(run)  # before any work: a setting that cannot run here writes nothing
-    accelerator = resolve_accelerator(run.accelerator, run.devices)
-    on_cpu = accelerator == "cpu"
-    if on_cpu:  # glibc's heap: the CPU's memory tools only (harness.allocator, harness.heap)
-        keep_freed_memory()  # before the model's first allocations
-        process_heap_peak().reset()  # this run's peak, from its start (offline stage included)
-    if run.threads:
-        torch.set_num_threads(run.threads)
-    algo_cls = algorithms.get(run.algorithm)
+    built = build_module(run, log=log)
+    module, algo_config, task = built.module, built.algo_config, built.task
+    encode_fn, reward_fn, model_path = built.encode_fn, built.reward_fn, built.model_path
+    on_cpu = built.accelerator == "cpu"
     budget = Budget.parse(run.budget) if run.budget else None
-    task = tasks.get(run.task)
-    L.seed_everything(run.seed, workers=True, verbose=False)
-
-    model_path = resolve_model(run.model, log=log)
-    tokenizer, policy = load_policy(model_path)
-    if on_cpu:
-        watch(policy)  # the CPU's peak memory figure (harness.heap); its reference copy inherits the hook
     train_examples, eval_examples = run_examples(task, run)
     data = {"data_dir": run.data_dir, "train": examples_checksum(train_examples),
             "eval": examples_checksum(eval_examples), **split_record(run)}
-
-    def encode_fn(examples):
-        return encode_prompts(tokenizer, [ex.prompt for ex in examples], run.prompt_style)
-
-    def reward_fn(texts, examples):
-        return [v.score for v in task.reward_many(texts, examples)]
-
-    # The engine is built per process once Lightning has started them (harness.placement).
-    module = algo_cls(policy, tokenizer, None, reward_fn, encode_fn, algo_config, seed=run.seed)
     tags = {"algorithm": run.algorithm, "seed": str(run.seed), "task": run.task, "model": run.model,
             "engine": resolve_engine(run.engine), "budget_kind": budget.kind if budget else "steps",
             "prompt_version": PROMPT_VERSION, **(extra_tags or {})}
@@ -184,7 +161,7 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
                                 "command": " ".join(command_line()), "data.train_sha256": data["train"]["sha256"],
                                 "data.eval_sha256": data["eval"]["sha256"],
                                 **{f"version.{k}": v for k, v in env["versions"].items()}})
-    parameters = sum(p.numel() for p in policy.parameters())
+    parameters = built.parameters
     recorder = RunRecorder(logger, parameters)
     resumed_at = list(saved["run"]["resumed_at"]) if saved else []
     prompt_data = PromptData(train_examples, prompts_per_step(run, algo_config), run.seed)
@@ -207,15 +184,11 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
     eval_kwargs = {"samples": run.eval_samples, "temperature": run.eval_temperature, "seed": run.seed + 12345,
                    "max_new_tokens": run.eval_max_new_tokens or algo_config.max_new_tokens}
     eval_callback = EvalCallback(recorder, task, eval_examples, encode_fn, every=run.eval_every,
-                                 before_cache=before_eval_cache(run, model_path, data, eval_kwargs, accelerator),
+                                 before_cache=before_eval_cache(run, model_path, data, eval_kwargs, built.accelerator),
                                  **eval_kwargs)
 
-    def build_engine(module, rank: int):
-        # Each process its own engine seed; the weights are the module's own, wherever they are now.
-        return make_engine(run.engine, module.policy, tokenizer, model_dir=model_path, options=run.engine_options,
-                           seed=rank, precision=run.precision)
-
-    setup = ProcessSetup(build_engine, before_training)
+    # The engine is built per process once Lightning has started them (harness.placement).
+    setup = ProcessSetup(lambda module, rank: built.make_engine(rank), before_training)
     callbacks = [setup, TelemetryCallback(recorder), StopCallback(recorder, run.max_steps, budget), eval_callback]
     callbacks += list(extra_callbacks or [])
     if run.diag_every > 0:
@@ -231,37 +204,59 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
 
     callbacks.append(CheckpointCallback(ckpt_path, run.checkpoint_every, run_state, resume_state=saved,
                                         max_nonfinite_steps=run.max_nonfinite_steps))  # last: sees the whole step
+    return TrainingRun(run, built, data, tags, params, env, logger, recorder, prompt_data, setup, callbacks,
+                       ckpt_path, resumed_at, progress)
+
+
+def fit(training: TrainingRun):
+    """The Lightning Trainer over the run's callbacks; returns (trainer, wall seconds of `fit`)."""
+    import lightning as L
+
+    from harness.placement import trainer_devices, trainer_precision
+
+    run = training.run
     # strategy auto: one process; ddp: devices x num_nodes processes, each with its share of every
     # step's prompts (PromptData), budgets summed and metrics logged once (rank 0).
-    trainer = L.Trainer(accelerator=accelerator, strategy=run.strategy, devices=trainer_devices(run),
-                        **trainer_precision(run.precision), num_nodes=run.num_nodes, max_epochs=-1, max_steps=-1, logger=logger,
-                        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=progress, num_sanity_val_steps=0, limit_val_batches=0,
-                        log_every_n_steps=1, use_distributed_sampler=False)
+    trainer = L.Trainer(accelerator=training.built.accelerator, strategy=run.strategy, devices=trainer_devices(run),
+                        **trainer_precision(run.precision), num_nodes=run.num_nodes, max_epochs=-1, max_steps=-1,
+                        logger=training.logger, callbacks=training.callbacks, enable_checkpointing=False,
+                        enable_model_summary=False, enable_progress_bar=training.progress, num_sanity_val_steps=0,
+                        limit_val_batches=0, log_every_n_steps=1, use_distributed_sampler=False)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=prompt_data)
+    trainer.fit(training.built.module, datamodule=training.prompt_data)
+    return trainer, time.perf_counter() - started
+
+
+def record(training: TrainingRun, trainer, wall_s: float, log=print) -> dict:
+    """The run record; on rank 0 written (harness.records), the checkpoint removed unless kept,
+    and the MLflow run closed."""
+    from harness.checkpoint import remove_checkpoint
+    from harness.paths import run_path
+    from harness.records import command_line, write_run
+
+    run, module, recorder, logger = training.run, training.built.module, training.recorder, training.logger
     curve = recorder.eval_curve
     summary = {
         "accuracy_before": curve[0]["eval/accuracy"],
         "accuracy_after": curve[-1]["eval/accuracy"],
         "steps": module.rl_step,
         "nonfinite_skipped": module.nonfinite_skipped,
-        "wall_s": time.perf_counter() - started,
-        "parameters": parameters,
+        "wall_s": wall_s,
+        "parameters": training.built.parameters,
         "processes": trainer.world_size,
         "processes_in_training_step": module.processes,
-        "parameters_in_sync": setup.parameters_in_sync,
+        "parameters_in_sync": training.setup.parameters_in_sync,
     }
     final = dict(recorder.latest)
     record = {
         "algorithm": run.algorithm, "seed": run.seed, "task": run.task, "model": run.model,
-        "engine": tags["engine"], "experiment": run.experiment, "budget": run.budget,
-        "config": params, "environment": env, "prompt_version": PROMPT_VERSION,
-        "command": command_line(), "data": data, "model_path": model_path,
+        "engine": training.tags["engine"], "experiment": run.experiment, "budget": run.budget,
+        "config": training.params, "environment": training.env, "prompt_version": PROMPT_VERSION,
+        "command": command_line(), "data": training.data, "model_path": training.built.model_path,
         "mlflow_run_id": logger.run_id, "tracking_uri": run.tracking(),
         "summary": summary, "final_metrics": final, "eval_curve": curve,
         "diag_curve": recorder.diag_curve, "history": recorder.history,
-        "faults": {"nonfinite_skipped": module.nonfinite_skipped, "resumed_at_steps": resumed_at,
+        "faults": {"nonfinite_skipped": module.nonfinite_skipped, "resumed_at_steps": training.resumed_at,
                    "tracking": logger.status()},
         "global_rank": trainer.global_rank,
     }
@@ -269,14 +264,23 @@ def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbac
         return record
     write_run(run_path(run.output_dir, run.experiment, run.algorithm, run.seed), record)
     if not run.keep_checkpoint:  # the record is written: the run needs no resume any more
-        ckpt_path.unlink(missing_ok=True)
-        for folder in (ckpt_path.parent, ckpt_path.parent.parent):  # <run>/ and checkpoints/, once empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_checkpoint(training.ckpt_path)
     try:
         logger.finalize("success")
     except Exception as err:
         log(f"warning: could not close the MLflow run ({err}); the run's JSON has every metric")
     return record
+
+
+def run_training(run: RunConfig, log=print, progress: bool = True, extra_callbacks: list | None = None,
+                 extra_tags: dict | None = None, resume: bool = False) -> dict:
+    """Train, evaluate before and after, log everything; returns the run record (also written as JSON).
+
+    With `resume`, continue from the run's checkpoint if it has one (harness.checkpoint).
+
+    `extra_callbacks` run after the evaluation callback (a sweep's pruning hook reads its result);
+    `extra_tags` are added to the MLflow run's tags (a sweep's parent run and trial number)."""
+    training = build(run, log=log, progress=progress, extra_callbacks=extra_callbacks, extra_tags=extra_tags,
+                     resume=resume)
+    trainer, wall_s = fit(training)
+    return record(training, trainer, wall_s, log=log)

@@ -23,6 +23,8 @@ import json
 import math
 from pathlib import Path
 
+from harness.paths import RUNS, write_text_atomic
+
 PREFIX = "diag/value_mse/"
 NOISE_KEY = "diag/mc_noise"
 K_KEY = "diag/mc_samples"
@@ -64,9 +66,9 @@ def _mean(values: list[float]) -> float:
 
 def load_records(folder: str | Path) -> list[dict]:
     """The run files of `<folder>/runs`, each with a diagnostic curve; errors name the file."""
-    paths = sorted(Path(folder, "runs").glob("*.json"))
+    paths = sorted(Path(folder, RUNS).glob("*.json"))
     if not paths:
-        raise ValueError(f"{Path(folder, 'runs')}: no run files (run `rlvr-bench compare --preset value-estimation`)")
+        raise ValueError(f"{Path(folder, RUNS)}: no run files (run `rlvr-bench compare --preset value-estimation`)")
     records = []
     for path in paths:
         record = json.loads(path.read_text())
@@ -233,9 +235,7 @@ def write_value_table(folder: str | Path) -> dict[str, Path]:
     paths = {}
     for kind, text in (("md", markdown(table)), ("csv", to_csv(table))):
         path = Path(folder) / f"value-table.{kind}"
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text_atomic(path, text)
         paths[kind] = path
     return paths
 
@@ -259,7 +259,7 @@ def make_runs_portable(folder: str | Path) -> list[Path]:
     from harness.records import write_json_atomic
 
     replacements = [(str(Path.cwd().resolve()) + "/", ""), (str(Path.home()) + "/", "~/")]
-    paths = sorted(Path(folder, "runs").glob("*.json"))
+    paths = sorted(Path(folder, RUNS).glob("*.json"))
     for path in paths:
         write_json_atomic(path, portable(json.loads(path.read_text()), replacements))
     return paths

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from harness.config import RunConfig
+from harness.paths import sweeps_dir
 from sweeps.pruning import PruningCallback
 from sweeps.space import load_space, suggest
 
@@ -64,11 +65,11 @@ def study_name(settings: SweepSettings, run: RunConfig) -> str:
 
 
 def sweep_dir(run: RunConfig, name: str) -> Path:
-    return Path(run.output_dir).resolve() / "sweeps" / name
+    return sweeps_dir(run.output_dir) / name
 
 
 def default_storage(run: RunConfig) -> str:
-    folder = Path(run.output_dir).resolve() / "sweeps"
+    folder = sweeps_dir(run.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'optuna.db'}"
 

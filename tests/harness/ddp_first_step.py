@@ -20,35 +20,25 @@ PROMPTS = 4  # global prompts per step: 2 per process
 
 
 def build(algorithm: str, model_dir: str):
-    import algorithms
-    import tasks
+    """The module as a training run builds it (harness.run_module), on the HF engine, one thread."""
     from harness.config import load_run_config, validate_run
-    from harness.engines.hf import HFEngine
-    from harness.models import load_policy
-    from harness.prompts import encode_prompts
+    from harness.run_module import build_module
 
-    torch.set_num_threads(1)
-    run = load_run_config("smoke", {"algorithm": algorithm, "model": model_dir})
+    run = load_run_config("smoke", {"algorithm": algorithm, "model": model_dir, "engine": "hf", "threads": 1,
+                                    "accelerator": "cpu", "seed": 0})
     config = validate_run(run)
     config.micro_batch_size = 8  # several micro-batches per process: exact accumulation across them too
-    task = tasks.get(run.task)
-    tokenizer, policy = load_policy(model_dir)
-    examples = task.load("train", limit=32, **run.task_options)
-
-    def encode_fn(batch):
-        return encode_prompts(tokenizer, [ex.prompt for ex in batch], run.prompt_style)
-
-    def reward_fn(texts, batch):
-        return [v.score for v in task.reward_many(texts, batch)]
-
-    module = algorithms.get(algorithm)(policy, tokenizer, HFEngine(policy, tokenizer), reward_fn, encode_fn, config, seed=0)
+    built = build_module(run, algo_config=config)
+    module, encode_fn, reward_fn = built.module, built.encode_fn, built.reward_fn
+    module.engine = built.make_engine()
+    examples = built.task.load("train", limit=32, **run.task_options)
     if module.needs_offline_values:  # a fixed prior: k of 8 reference samples correct, k = index mod 9
         module.set_offline({ex.id: [1.0] * (i % 9) + [0.0] * (8 - i % 9) for i, ex in enumerate(examples)})
     return module, examples, encode_fn, reward_fn
 
 
 def global_rollout(module, examples, encode_fn, reward_fn):
-    from harness.checkpoint import PromptSampler
+    from harness.prompt_data import PromptSampler
 
     chosen = [examples[i] for i in PromptSampler(len(examples), PROMPTS, seed=0).global_batch(0)]
     # Every process draws rank 0's global batch (the harness gives each process its own seed).
@@ -79,7 +69,7 @@ def single(algorithm: str, model_dir: str) -> dict:
 
 
 def ddp(algorithm: str, model_dir: str, out_dir: str) -> None:
-    from harness.checkpoint import PromptData
+    from harness.prompt_data import PromptData
 
     module, examples, encode_fn, reward_fn = build(algorithm, model_dir)
     base = type(module)

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from algorithms.grpo import GRPO
-from harness.checkpoint import NonFiniteLossError, checkpoint_path, load_checkpoint
+from harness.checkpoint import load_checkpoint
+from harness.errors import NonFiniteLossError
+from harness.paths import checkpoint_path
 from harness.train import run_training
 
 

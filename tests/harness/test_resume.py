@@ -10,8 +10,9 @@ import mlflow
 import pytest
 import torch
 
-from harness.checkpoint import PromptSampler, checkpoint_path, load_checkpoint
-from harness.records import run_path
+from harness.checkpoint import load_checkpoint
+from harness.paths import checkpoint_path, run_path
+from harness.prompt_data import PromptSampler
 from harness.train import run_training
 
 DETERMINISTIC = ("train/reward_mean", "train/loss", "train/entropy", "train/kl_ref", "train/value_mse",

@@ -7,8 +7,9 @@ import platform
 import pytest
 
 from harness.paths import cache_dir
+from harness.pretrain import pretrain_and_report
 from harness.tiny_model import (INTEL_SHA1, KNOWN_BUILDS, SHIPPED_DIR, SHIPPED_SHA1, TinySpec, _has_avx2, _sha1,
-                                build_environment, cpu_kind, ensure_tiny, pretrain_and_report)
+                                build_environment, cpu_kind, ensure_tiny)
 
 
 def test_the_default_warm_start_is_the_shipped_one_with_its_sha1():

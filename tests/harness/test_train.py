@@ -6,7 +6,8 @@ import warnings
 import mlflow
 import pytest
 
-from harness.train import quiet_lightning, run_training
+from harness.run_module import quiet_lightning
+from harness.train import run_training
 
 
 def test_quiet_lightning_drops_lightnings_pytree_deprecation_only():
@@ -151,7 +152,8 @@ def test_budget_stops_each_run_within_one_step_of_the_limit(make_run, tmp_path):
 
 
 def test_lr_warmup_rises_linearly_to_every_optimizers_rate(make_run):
-    from harness.checkpoint import checkpoint_path, load_checkpoint
+    from harness.checkpoint import load_checkpoint
+    from harness.paths import checkpoint_path
     from harness.config import algorithm_config
 
     # PPO: the policy's optimizer and the critic's both warm up.
