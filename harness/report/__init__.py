@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from harness.paths import experiment_dir, write_text_atomic
 from harness.report.leaderboard import by_algorithm, leaderboard
 from harness.report.load import load_runs
 
@@ -117,13 +118,11 @@ def write_report(experiment: str, output_dir: str | Path = "results", baseline: 
     """Load the runs, build the report, write `<output_dir>/<experiment>/leaderboard.{md,html,csv}`."""
     records = load_runs(experiment, output_dir, tracking_uri)
     documents = build_report(records, experiment, baseline, target_accuracy)
-    folder = Path(output_dir) / experiment
+    folder = experiment_dir(output_dir, experiment)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for kind, text in documents.items():
         path = folder / f"leaderboard.{kind}"
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text_atomic(path, text)
         paths[kind] = path
     return paths

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from harness.paths import RUNS, experiment_dir
 from harness.records import read_run
 
 REQUIRED = ("algorithm", "seed", "summary", "final_metrics", "eval_curve")
@@ -17,7 +18,7 @@ BUDGET_KEYS = ("budget/samples", "budget/generated_tokens", "budget/flops", "bud
 
 
 def runs_dir(output_dir: str | Path, experiment: str) -> Path:
-    return Path(output_dir) / experiment / "runs"
+    return experiment_dir(output_dir, experiment) / RUNS
 
 
 def check_record(record: dict, where: str) -> dict:
