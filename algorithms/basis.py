@@ -203,7 +203,7 @@ class BASIS(RLModule):
             batch.values = prior[mine]
             return
         if c.value_estimator == "blue":
-            grid = log_grid(c.blue_beta_min, c.blue_beta_max, c.blue_beta_points)
+            grid = log_grid(c.blue_beta_min, c.blue_beta_max, c.blue_beta_points, device=rewards.device)
             values, beta = blue_values_with_beta(rewards, prior, grid, c.blue_eps, c.blue_inactive,
                                                  c.blue_offline_value)
             self.blue_beta = float(beta)

@@ -118,11 +118,11 @@ def blue_values(rewards: Tensor, prior: Tensor, betas: Tensor | list[float], eps
     return blue_values_with_beta(rewards, prior, betas, eps, inactive, offline_value)[0]
 
 
-def log_grid(low: float, high: float, points: int) -> Tensor:
-    """``points`` log-spaced values from ``low`` to ``high`` (float64); one point gives ``low``."""
+def log_grid(low: float, high: float, points: int, device=None) -> Tensor:
+    """``points`` log-spaced values from ``low`` to ``high`` (float64, on ``device``); one point gives ``low``."""
     if not 0 < low <= high or points < 1:
         raise ValueError(f"a log grid needs 0 < low <= high and points >= 1, got {low}, {high}, {points}")
     if points == 1:
-        return torch.tensor([low], dtype=torch.float64)
-    return torch.logspace(math.log10(low), math.log10(high), points, dtype=torch.float64)
+        return torch.tensor([low], dtype=torch.float64, device=device)
+    return torch.logspace(math.log10(low), math.log10(high), points, dtype=torch.float64, device=device)
 

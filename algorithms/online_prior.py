@@ -54,16 +54,16 @@ class OnlinePrior:
 
     def values(self, ids: list[str], dtype: torch.dtype = torch.float64, device=None) -> Tensor:
         """``[P]`` posterior means of the prompts ``ids``."""
-        counts = torch.tensor([self.counts[i] for i in ids], dtype=torch.float64)
+        counts = torch.tensor([self.counts[i] for i in ids], dtype=torch.float64, device="cpu")  # host-side state
         return (counts[:, 0] / counts.sum(-1)).to(dtype=dtype, device=device)
 
     def update(self, ids: list[str], rewards: Tensor) -> None:
         """Add one reward per prompt (a prompt listed twice gets both, in order)."""
         for key, reward in zip(ids, rewards.detach().to("cpu", torch.float64).tolist()):
             alpha, beta = self.counts[key]
-            a, b = beta_posterior_update(torch.tensor([alpha], dtype=torch.float64),
-                                         torch.tensor([beta], dtype=torch.float64),
-                                         torch.tensor([reward], dtype=torch.float64), self.discount)
+            a, b = beta_posterior_update(torch.tensor([alpha], dtype=torch.float64, device="cpu"),
+                                         torch.tensor([beta], dtype=torch.float64, device="cpu"),
+                                         torch.tensor([reward], dtype=torch.float64, device="cpu"), self.discount)
             self.counts[key] = (float(a), float(b))
 
     def state_dict(self) -> dict:

@@ -174,7 +174,8 @@ def test_advantages_are_per_token(name, tiny_model_dir):
     assert (batch.advantages[batch.response_mask == 0] == 0).all()
 
 
-@pytest.mark.parametrize("overrides", [{"value_estimator": "blue"}, {"value_estimator": "blue", "prior_source": "online"},
+@pytest.mark.parametrize("overrides", [{"value_estimator": "blue", "prior_source": "offline"},
+                                       {"value_estimator": "blue", "prior_source": "online"},
                                        {"value_estimator": "calibrated", "prior_source": "online"}])
 def test_basis_blue_and_online_prior_train(overrides, tiny_model_dir):
     torch.manual_seed(0)

@@ -129,7 +129,7 @@ def test_train_help_lists_every_basis_hyperparameter(order, capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     hyperparameter_lines(out, "basis", "default")
-    assert "  value_estimator (str) = 'calibrated'" in out and "  lr_warmup_steps (int) = 8" in out  # default.yaml's
+    assert "  value_estimator (str) = 'blue'" in out and "  lr_warmup_steps (int) = 8" in out  # default.yaml's
 
 
 def test_compare_and_sweep_help_list_the_named_algorithms(capsys):

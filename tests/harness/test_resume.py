@@ -81,14 +81,16 @@ def test_a_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(make_run, t
 
 @pytest.mark.parametrize("algorithm", ["basis", "a_star_po"])
 def test_resuming_a_stopped_run_continues_its_offline_state(make_run, tmp_path, algorithm):
-    # BASIS's prior and calibration, A*-PO's V*: from the checkpoint, not recomputed.
+    # BASIS's prior and online posteriors (its default baseline), A*-PO's V*: from the checkpoint, not recomputed.
     first = make_run("smoke", algorithm=algorithm, max_steps=1, eval_every=1, threads=1, output_dir=str(tmp_path / "a"),
                      keep_checkpoint=True)
     run_training(first, progress=False)
     state = load_checkpoint(checkpoint_path(first))
     assert state["run"]["finished"] and state["training"]["rl_step"] == 1
     if algorithm == "basis":
-        assert len(state["training"]["prior"]) == 32 and state["training"]["calibration"] != [0.0, 1.0]
+        prior, online = state["training"]["prior"], state["training"]["online"]["counts"]
+        assert len(prior) == 32 and set(online) == set(prior)  # every training prompt's posterior
+        assert any(abs(a / (a + b) - prior[key]) > 1e-9 for key, (a, b) in online.items())  # the step moved some
     else:
         assert len(state["training"]["optimal_value"]) == 32
     run_path(first.output_dir, first.experiment, algorithm, 0).unlink()  # as if killed before its record
