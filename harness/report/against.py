@@ -10,13 +10,13 @@ from pathlib import Path
 
 import harness.report.stats as stats
 from harness.report.leaderboard import leaderboard, spread
-from harness.report.load import load_files
+from harness.report.load import load_files, runs_dir
 
 
 def load_reference(folder: str | Path) -> list[dict]:
     """The runs of a published reference folder (`<folder>/runs/*.json`)."""
     folder = Path(folder)
-    if not (folder / "runs").is_dir():
+    if not runs_dir(folder.parent, folder.name).is_dir():
         raise ValueError(f"--against {folder}: no runs/ folder there (expected e.g. results/reference/default)")
     return load_files(folder.parent, folder.name)
 
