@@ -187,7 +187,8 @@ def main() -> None:
         for side in ("ours", "trl"):
             runs[side].append(launch(side, args, folder)[args.warmup:])
             print(f"round {round_index + 1} {side}: median {common.median(runs[side][-1]):.3f} s/step over "
-                  f"{len(runs[side][-1])} steps", file=sys.stderr, flush=True)
+                  f"{len(runs[side][-1])} steps ({' '.join(f'{s:.3f}' for s in runs[side][-1])})",
+                  file=sys.stderr, flush=True)
     measured = {side: [s for run in side_runs for s in run] for side, side_runs in runs.items()}
     ours_runs, trl_runs = ([common.median(run) for run in runs[side]] for side in ("ours", "trl"))
     ours, trl = common.median(measured["ours"]), common.median(measured["trl"])
