@@ -6,6 +6,7 @@ Results, under `--output-dir` (default `results/`)::
     <output_dir>/<experiment>/runs/<algorithm>-seed<k>.json  a finished run's record
     <output_dir>/<experiment>/checkpoints/<algorithm>-seed<k>/last.pt   its checkpoint until then
     <output_dir>/<experiment>/launch/<algorithm>-seed<k>.yaml           a DDP run's resolved config
+    <output_dir>/<experiment>/launch/<algorithm>-seed<k>.progress.json  its last step, for compare's display
     <output_dir>/<experiment>/evals/<label>.json             `rlvr-bench eval` records
     <output_dir>/sweeps/optuna.db, <output_dir>/sweeps/<study>/          Optuna sweeps
 
@@ -70,6 +71,12 @@ def checkpoint_path(run) -> Path:
 def launch_path(run) -> Path:
     """The resolved config a DDP run's processes are started with (`harness.compare`)."""
     return experiment_dir(run.output_dir, run.experiment) / "launch" / f"{run_name(run.algorithm, run.seed)}.yaml"
+
+
+def progress_path(run) -> Path:
+    """Where a DDP run's rank 0 reports its steps to `compare` (`harness.progress.ProgressFile`)."""
+    path = launch_path(run)
+    return path.with_name(path.stem + ".progress.json")
 
 
 def evals_dir(output_dir: str | Path, experiment: str) -> Path:
