@@ -1,4 +1,4 @@
-"""Where things live on disk, in one place, and the one way a file is written atomically.
+"""Where things live on disk, in one place, and the one way a file (or a folder) is written atomically.
 
 Results, under `--output-dir` (default `results/`)::
 
@@ -114,6 +114,29 @@ def atomic_file(path: str | Path, mode: str = "w"):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path):
+    """A temporary folder's path beside `path` (not created: `save_pretrained` makes it) to fill;
+    on success renamed to `path`, else removed: a reader never sees half a folder (a killed build
+    leaves no `path`). When `path` appeared meanwhile (another process finished first), this copy
+    is dropped and theirs kept."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not path.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
