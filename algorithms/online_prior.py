@@ -58,13 +58,22 @@ class OnlinePrior:
         return (counts[:, 0] / counts.sum(-1)).to(dtype=dtype, device=device)
 
     def update(self, ids: list[str], rewards: Tensor) -> None:
-        """Add one reward per prompt (a prompt listed twice gets both, in order)."""
-        for key, reward in zip(ids, rewards.detach().to("cpu", torch.float64).tolist()):
-            alpha, beta = self.counts[key]
-            a, b = beta_posterior_update(torch.tensor([alpha], dtype=torch.float64, device="cpu"),
-                                         torch.tensor([beta], dtype=torch.float64, device="cpu"),
-                                         torch.tensor([reward], dtype=torch.float64, device="cpu"), self.discount)
-            self.counts[key] = (float(a), float(b))
+        """Add one reward per prompt (a prompt listed twice gets both, in order): one batched
+        :func:`beta_posterior_update` per round, the k-th round taking every prompt's k-th reward."""
+        values = rewards.detach().to("cpu", torch.float64)
+        seen: dict[str, int] = {}
+        rounds: list[list[int]] = []  # positions in `ids`, by how often their prompt came before
+        for position, key in enumerate(ids):
+            k = seen.get(key, 0)
+            seen[key] = k + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(position)
+        for positions in rounds:
+            keys = [ids[p] for p in positions]
+            counts = torch.tensor([self.counts[key] for key in keys], dtype=torch.float64, device="cpu")
+            alpha, beta = beta_posterior_update(counts[:, 0], counts[:, 1], values[positions], self.discount)
+            self.counts.update(zip(keys, zip(alpha.tolist(), beta.tolist())))
 
     def state_dict(self) -> dict:
         return {"discount": self.discount, "counts": {k: list(v) for k, v in self.counts.items()}}

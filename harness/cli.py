@@ -52,13 +52,29 @@ def cmd_train(args) -> int:
     run = train_config(args)
     if args.dry_run:
         return _dry_run([run], args)
-    record = run_training(run, resume=args.resume)
+    callbacks = []
+    if args.progress_file:
+        from harness.progress import ProgressCallback, ProgressFile
+
+        callbacks.append(ProgressCallback(ProgressFile(args.progress_file), (run.algorithm, run.seed)))
+    record = run_training(run, resume=args.resume, extra_tags=run_tags(args.tag), extra_callbacks=callbacks)
     if record.get("global_rank", 0) != 0:  # under DDP every process returns; one summary line
         return 0
     s = record["summary"]
     print(f"{run.algorithm} seed {run.seed}: held-out accuracy {s['accuracy_before']:.3f} -> "
           f"{s['accuracy_after']:.3f} in {s['steps']} steps, {s['wall_s']:.0f}s")
     return 0
+
+
+def run_tags(pairs: list[str] | None) -> dict:
+    """{KEY: VALUE} of repeated `--tag KEY=VALUE` (values are strings, as MLflow's tags are)."""
+    tags = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--tag {pair!r}: expected KEY=VALUE")
+        tags[key] = value
+    return tags
 
 
 def cmd_compare(args) -> int:
@@ -93,6 +109,10 @@ def add_train_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's last checkpoint (results/<experiment>/checkpoints), if any")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE",
+                   help="a tag of the run's MLflow run (repeatable); compare nests its DDP runs with mlflow.parentRunId")
+    # compare's display of a DDP run: its rank 0 rewrites this file after every step.
+    p.add_argument("--progress-file", dest="progress_file", help=argparse.SUPPRESS)
     _add_plan_flags(p)
     add_run_flags(p)
     p.set_defaults(func=cmd_train)

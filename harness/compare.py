@@ -7,7 +7,7 @@ import statistics
 
 from harness.config import load_run_config, preset_path, read_yaml
 from harness.errors import RunFailed
-from harness.paths import checkpoint_path, launch_path, run_path, write_text_atomic
+from harness.paths import checkpoint_path, launch_path, progress_path, run_path, write_text_atomic
 from harness.records import read_run
 
 
@@ -55,6 +55,7 @@ class _Command:
         import os
 
         self.popen, self.sentinel = popen, os.pidfd_open(popen.pid)
+        self.progress_file = None  # where its rank 0 reports its steps, if it does
 
     def is_alive(self) -> bool:
         return self.popen.poll() is None
@@ -76,23 +77,37 @@ class _Command:
         return self.popen.returncode
 
 
-def _start_command(run, resume: bool, cpus: list[int] | None, gpus: list[str] | None) -> _Command:
-    """`python -m harness.cli train --preset <the run's resolved config>`: Lightning re-runs that
-    line for the other ranks, which then train this run, not a second comparison."""
+def train_command(run, resume: bool, tags: dict | None = None, progress_file=None) -> list[str]:
+    """`python -m harness.cli train --preset <the run's resolved config>` (written here): Lightning
+    re-runs that line for the other ranks, which then train this run, not a second comparison.
+    `tags` go to its MLflow run (`--tag`); its rank 0 writes its steps to `progress_file`."""
     import dataclasses
-    import os
-    import subprocess
     import sys
 
     import yaml
 
     path = launch_path(run)
     write_text_atomic(path, yaml.safe_dump(dataclasses.asdict(run), sort_keys=False))
-    command = [sys.executable, "-m", "harness.cli", "train", "--preset", str(path),
-               "--algorithm", run.algorithm, "--seed", str(run.seed), *(["--resume"] if resume else [])]
+    return [sys.executable, "-m", "harness.cli", "train", "--preset", str(path),
+            "--algorithm", run.algorithm, "--seed", str(run.seed), *(["--resume"] if resume else []),
+            *[arg for key, value in (tags or {}).items() for arg in ("--tag", f"{key}={value}")],
+            *(["--progress-file", str(progress_file)] if progress_file else [])]
+
+
+def _start_command(run, resume: bool, cpus: list[int] | None, gpus: list[str] | None, tags: dict | None = None,
+                   progress: bool = False) -> _Command:
+    import os
+    import subprocess
+
+    report = progress_path(run) if progress else None
+    if report is not None:
+        report.unlink(missing_ok=True)  # not an earlier, killed comparison's last step
+    command = train_command(run, resume, tags, report)
     env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {})}
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None  # its ranks inherit the cores
-    return _Command(subprocess.Popen(command, env=env, preexec_fn=pin))
+    process = _Command(subprocess.Popen(command, env=env, preexec_fn=pin))
+    process.progress_file = report
+    return process
 
 
 # Imported once by the fork server, not by every run: `import lightning` alone takes ~12 s here
@@ -116,7 +131,7 @@ def _start(run, resume: bool, cpus: list[int] | None = None, queue=None, tags: d
     import dataclasses
 
     if launches_processes(run):
-        return _start_command(run, resume, cpus, gpus)
+        return _start_command(run, resume, cpus, gpus, tags, progress=queue is not None)
     process = _context().Process(target=_train_child, args=(dataclasses.asdict(run), resume, cpus, queue, tags, gpus))
     process.start()
     return process
@@ -135,7 +150,15 @@ def _finish(process, run, progress=None) -> dict:
 
 
 def run_isolated(run, resume: bool = False, progress=None, tags: dict | None = None) -> dict:
-    return _finish(_start(run, resume, queue=progress and progress.queue, tags=tags), run, progress)
+    process = _start(run, resume, queue=progress and progress.queue, tags=tags)
+    _follow(progress, run, process)
+    return _finish(process, run, progress)
+
+
+def _follow(progress, run, process) -> None:
+    """A command-line run (DDP) reports its steps through a file, not the queue."""
+    if progress is not None and getattr(process, "progress_file", None) is not None:
+        progress.follow((run.algorithm, run.seed), process.progress_file)
 
 
 def gpu_slots(workers: int, per_run: int) -> list[list[str]]:
@@ -188,6 +211,7 @@ def run_side_by_side(pending: list[tuple], workers: int, log=print, progress=Non
             active[process.sentinel] = (process, run, slot)
             if progress is not None:
                 progress.start((run.algorithm, run.seed))
+            _follow(progress, run, process)
         for sentinel in wait(list(active), timeout=1.0):
             process, run, slot = active.pop(sentinel)
             free.append(slot)

@@ -303,12 +303,22 @@ class HeapPeakSampler:
             parameter.register_post_accumulate_grad_hook(self.sample)
 
     def measure(self, fn):
-        """(fn's result, its peak live heap above the heap at its start, in GB)."""
+        """(fn's result, its peak live heap above the heap at its start, in GB). Python's cyclic
+        garbage is collected before the start is read and the collector is off while `fn` runs:
+        garbage left by earlier work (a Trainer's reference cycles), freed mid-way, would lower
+        the heap under the start and hide `fn`'s own peak."""
+        import gc
+
+        gc.collect()
         start = self.read()
         self.peak, self.active = start, True
+        enabled = gc.isenabled()
+        gc.disable()
         try:
             result = fn()
         finally:
             self.active = False
+            if enabled:
+                gc.enable()
         self.sample()
         return result, (self.peak - start) / GB

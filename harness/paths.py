@@ -1,4 +1,4 @@
-"""Where things live on disk, in one place, and the one way a file is written atomically.
+"""Where things live on disk, in one place, and the one way a file (or a folder) is written atomically.
 
 Results, under `--output-dir` (default `results/`)::
 
@@ -6,6 +6,7 @@ Results, under `--output-dir` (default `results/`)::
     <output_dir>/<experiment>/runs/<algorithm>-seed<k>.json  a finished run's record
     <output_dir>/<experiment>/checkpoints/<algorithm>-seed<k>/last.pt   its checkpoint until then
     <output_dir>/<experiment>/launch/<algorithm>-seed<k>.yaml           a DDP run's resolved config
+    <output_dir>/<experiment>/launch/<algorithm>-seed<k>.progress.json  its last step, for compare's display
     <output_dir>/<experiment>/evals/<label>.json             `rlvr-bench eval` records
     <output_dir>/sweeps/optuna.db, <output_dir>/sweeps/<study>/          Optuna sweeps
 
@@ -72,6 +73,12 @@ def launch_path(run) -> Path:
     return experiment_dir(run.output_dir, run.experiment) / "launch" / f"{run_name(run.algorithm, run.seed)}.yaml"
 
 
+def progress_path(run) -> Path:
+    """Where a DDP run's rank 0 reports its steps to `compare` (`harness.progress.ProgressFile`)."""
+    path = launch_path(run)
+    return path.with_name(path.stem + ".progress.json")
+
+
 def evals_dir(output_dir: str | Path, experiment: str) -> Path:
     """`rlvr-bench eval`'s records and completions."""
     return experiment_dir(output_dir, experiment) / "evals"
@@ -107,6 +114,29 @@ def atomic_file(path: str | Path, mode: str = "w"):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path):
+    """A temporary folder's path beside `path` (not created: `save_pretrained` makes it) to fill;
+    on success renamed to `path`, else removed: a reader never sees half a folder (a killed build
+    leaves no `path`). When `path` appeared meanwhile (another process finished first), this copy
+    is dropped and theirs kept."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not path.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

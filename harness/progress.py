@@ -1,7 +1,9 @@
 """`compare`'s progress: runs done of the total, each running run's step and last held-out
 accuracy, elapsed time and an estimate of what is left.
 
-Run processes send their step through a queue (:class:`ProgressCallback`); the parent draws
+Run processes send their step through a queue (:class:`ProgressCallback`), or, for a DDP run (a
+command line of its own, not a child of the comparison), through a small file its rank 0 rewrites
+(:class:`ProgressFile`); the parent draws
 :class:`CompareProgress` with rich on a terminal, else as a plain line at most every
 `every_s` seconds and whenever a run ends (logs and CI stay readable).
 """
@@ -14,8 +16,38 @@ import time
 import lightning as L
 
 
+class ProgressFile:
+    """A queue's `put_nowait` and a reader over one JSON file: the last (key, step, accuracy) put,
+    replaced whole (write, then rename), so a reader never sees half of it."""
+
+    def __init__(self, path):
+        from pathlib import Path
+
+        self.path = Path(path)
+
+    def put_nowait(self, item) -> None:
+        import json
+        import os
+
+        key, step, accuracy = item
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(json.dumps({"key": list(key), "step": step, "accuracy": accuracy}))
+        os.replace(temporary, self.path)
+
+    def read(self):
+        """The last item put, or None (nothing yet, or a file being replaced this instant)."""
+        import json
+
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return tuple(data["key"]), data["step"], data["accuracy"]
+
+
 class ProgressCallback(L.Callback):
-    """In a run's process: after every step, (key, step, last held-out accuracy) to the queue."""
+    """In a run's process: after every step, (key, step, last held-out accuracy) to the queue
+    (or to a :class:`ProgressFile`)."""
 
     def __init__(self, queue, key: tuple[str, int]):
         self.queue, self.key = queue, key
@@ -47,6 +79,7 @@ class CompareProgress:
         self.steps, self.skipped, self.queue, self.log, self.every_s = dict(steps), skipped, queue, log, every_s
         self.total = len(steps) + skipped
         self.running: dict[tuple[str, int], tuple[int, float | None]] = {}
+        self.files: dict[tuple[str, int], ProgressFile] = {}  # runs that report through a file (DDP)
         self.done: set = set()
         self.started = time.monotonic()
         self._printed = -float("inf")
@@ -73,18 +106,26 @@ class CompareProgress:
         self.running[key] = (0, None)
         self.refresh()
 
+    def follow(self, key: tuple[str, int], path) -> None:
+        """Read `key`'s steps from the :class:`ProgressFile` at `path` (a run started as a command line)."""
+        self.files[key] = ProgressFile(path)
+
     def finish(self, key: tuple[str, int]) -> None:
         self.running.pop(key, None)
+        self.files.pop(key, None)
         self.done.add(key)
         self.refresh(force=True)
 
     def poll(self) -> None:
-        """Take every message waiting in the queue, then redraw."""
+        """Take every message waiting in the queue and the followed files' last ones, then redraw."""
+        messages = []
         while self.queue is not None:
             try:
-                key, step, accuracy = self.queue.get_nowait()
+                messages.append(self.queue.get_nowait())
             except Exception:  # queue.Empty, or a queue closed under us
                 break
+        messages += [m for m in (f.read() for f in self.files.values()) if m is not None]
+        for key, step, accuracy in messages:
             if key in self.running:
                 self.running[key] = (step, accuracy if accuracy is not None else self.running[key][1])
         self.refresh()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from harness.paths import cache_path
+from harness.paths import atomic_folder, cache_path
 from harness.prompts import PLAIN_TEMPLATE
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -166,15 +166,14 @@ def pretrain(spec: TinySpec, out_dir: Path, log=print) -> dict:
         if step % 100 == 0 or step == spec.steps - 1:
             log(f"pretrain: step {step:4d}  loss {loss.item():.4f}  {time.perf_counter() - started:.0f}s")
     model.eval()
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    info = {"spec": asdict(spec), "parameters": params, "train_seconds": time.perf_counter() - started,
-            "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "environment": {k: os.environ.get(k) for k in BUILD_VARIABLES},
-            "sha1": _sha1(tmp / "model.safetensors")}
-    (tmp / "rlvr_pretrain.json").write_text(json.dumps(info, indent=2))
-    tmp.rename(out_dir)  # atomic: a half-written folder is never taken for a finished one
+    with atomic_folder(out_dir) as tmp:  # a half-written folder is never taken for a finished one
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        info = {"spec": asdict(spec), "parameters": params, "train_seconds": time.perf_counter() - started,
+                "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "environment": {k: os.environ.get(k) for k in BUILD_VARIABLES},
+                "sha1": _sha1(tmp / "model.safetensors")}
+        (tmp / "rlvr_pretrain.json").write_text(json.dumps(info, indent=2))
     return info
 
 

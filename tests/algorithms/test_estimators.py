@@ -103,6 +103,25 @@ def test_online_prior_starts_at_the_offline_prior_and_follows_rewards():
         OnlinePrior(discount=0.0)
 
 
+def test_online_prior_update_of_a_batch_equals_one_prompt_at_a_time_repeats_in_order():
+    from algorithms.online_prior import beta_posterior_update
+
+    offline = {k: [1, 0, 0, 1] for k in "abcd"}
+    ids, rewards = ["a", "b", "a", "c", "a", "b"], torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    batched = OnlinePrior(discount=0.7)
+    batched.start(offline)
+    batched.update(ids, rewards)
+    expected = OnlinePrior(discount=0.7)
+    expected.start(offline)
+    for key, reward in zip(ids, rewards.tolist()):  # the definition: in order, one reward at a time
+        alpha, beta = beta_posterior_update(torch.tensor([expected.counts[key][0]], dtype=torch.float64),
+                                            torch.tensor([expected.counts[key][1]], dtype=torch.float64),
+                                            torch.tensor([reward]), 0.7)
+        expected.counts[key] = (float(alpha), float(beta))
+    assert batched.counts == expected.counts  # bitwise: the same float64 operations
+    assert batched.counts["d"] == (2.5, 2.5)  # not in the batch: unchanged
+
+
 def test_every_registered_estimator_gives_one_value_per_prompt():
     torch.manual_seed(2)
     p = 12

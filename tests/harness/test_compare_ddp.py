@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.compare import gpu_slots, launches_processes
+from harness.compare import gpu_slots, launches_processes, train_command
 from harness.config import load_run_config
 
 
@@ -27,9 +27,27 @@ def test_a_two_run_ddp_grid_completes_on_the_cpu(tiny_model_dir, tmp_path):
         record = json.loads((out / "smoke" / "runs" / f"{algorithm}-seed0.json").read_text())
         assert record["summary"]["processes_in_training_step"] == 2
         assert record["summary"]["parameters_in_sync"] is True
+        # Its rank 0 reported every step to the comparison's display through its progress file.
+        progress = json.loads((out / "smoke" / "launch" / f"{algorithm}-seed0.progress.json").read_text())
+        assert progress["key"] == [algorithm, 0] and progress["step"] == 2
     assert (out / "smoke" / "leaderboard.md").exists()
     # One compare: its summary table printed once.
     assert done.stdout.count("| algorithm |") == 1
+
+
+def test_a_ddp_runs_command_line_carries_the_comparisons_tags_and_progress_file(tmp_path):
+    from harness.cli import build_parser, run_tags
+
+    run = load_run_config("smoke", {"strategy": "ddp", "devices": 2, "algorithm": "basis", "seed": 3,
+                                    "output_dir": str(tmp_path)})
+    command = train_command(run, resume=True, tags={"mlflow.parentRunId": "abc123", "note": "a=b"},
+                            progress_file=tmp_path / "p.json")
+    args = build_parser().parse_args(command[3:])  # after `python -m harness.cli`
+    assert (args.algorithm, args.seed, args.resume) == ("basis", 3, True)
+    assert run_tags(args.tag) == {"mlflow.parentRunId": "abc123", "note": "a=b"}
+    assert args.progress_file == str(tmp_path / "p.json")
+    with pytest.raises(ValueError, match="--tag 'nokey'"):
+        run_tags(["nokey"])
 
 
 def test_ddp_runs_are_launched_as_command_lines():

@@ -50,3 +50,24 @@ def test_atomic_file_refuses_a_mode_it_cannot_make_atomic(tmp_path):
     with pytest.raises(ValueError, match="mode 'a'"):
         with atomic_file(tmp_path / "x.txt", "a"):
             pass
+
+
+def test_an_atomic_folder_appears_whole_or_not_at_all_and_keeps_a_finished_rivals(tmp_path):
+    from harness.paths import atomic_folder
+
+    target = tmp_path / "models" / "m"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(target) as tmp:
+            tmp.mkdir()
+            (tmp / "config.json").write_text("{}")
+            raise RuntimeError("killed half-way")
+    assert not target.exists() and list(target.parent.iterdir()) == []  # nothing half-built left
+    with atomic_folder(target) as tmp:
+        tmp.mkdir()
+        (tmp / "config.json").write_text("ours")
+        assert not target.exists()  # not visible until complete
+    assert (target / "config.json").read_text() == "ours"
+    with atomic_folder(target) as tmp:  # another process finished first: its folder stays
+        tmp.mkdir()
+        (tmp / "config.json").write_text("second")
+    assert (target / "config.json").read_text() == "ours" and list(target.parent.iterdir()) == [target]

@@ -36,3 +36,22 @@ def test_messages_of_runs_not_running_are_ignored():
     q.put((("rebel", 3), 2, 0.5))
     progress.poll()
     assert progress.running == {} and progress.eta_s() is None
+
+
+def test_a_ddp_runs_steps_come_through_its_progress_file(tmp_path):
+    from harness.progress import ProgressFile
+
+    path = tmp_path / "grpo-seed0.progress.json"
+    progress = CompareProgress({("grpo", 0): 4}, log=lambda *a: None, terminal=False)
+    progress.start(("grpo", 0))
+    progress.follow(("grpo", 0), path)
+    progress.poll()  # no file yet: still step 0
+    assert progress.running[("grpo", 0)] == (0, None)
+    writer = ProgressFile(path)
+    writer.put_nowait((("grpo", 0), 1, 0.25))
+    writer.put_nowait((("grpo", 0), 3, 0.5))  # replaced whole: the reader sees the last step only
+    progress.poll()
+    assert progress.running[("grpo", 0)] == (3, 0.5)
+    assert not list(tmp_path.glob("*.tmp"))
+    progress.finish(("grpo", 0))
+    assert progress.files == {}
