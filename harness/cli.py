@@ -68,13 +68,7 @@ def cmd_train(args) -> int:
 
 def run_tags(pairs: list[str] | None) -> dict:
     """{KEY: VALUE} of repeated `--tag KEY=VALUE` (values are strings, as MLflow's tags are)."""
-    tags = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--tag {pair!r}: expected KEY=VALUE")
-        tags[key] = value
-    return tags
+    return key_values(pairs, "--tag", raw=True)
 
 
 def cmd_compare(args) -> int:

@@ -51,11 +51,11 @@ def launches_processes(run) -> bool:
 class _Command:
     """A run as its own `rlvr-bench train` process, with `Process`'s `sentinel`, `join` and `exitcode`."""
 
-    def __init__(self, popen):
+    def __init__(self, popen, progress_file=None):
         import os
 
         self.popen, self.sentinel = popen, os.pidfd_open(popen.pid)
-        self.progress_file = None  # where its rank 0 reports its steps, if it does
+        self.progress_file = progress_file  # where its rank 0 reports its steps, if it does
 
     def is_alive(self) -> bool:
         return self.popen.poll() is None
@@ -105,9 +105,7 @@ def _start_command(run, resume: bool, cpus: list[int] | None, gpus: list[str] | 
     command = train_command(run, resume, tags, report)
     env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {})}
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None  # its ranks inherit the cores
-    process = _Command(subprocess.Popen(command, env=env, preexec_fn=pin))
-    process.progress_file = report
-    return process
+    return _Command(subprocess.Popen(command, env=env, preexec_fn=pin), report)
 
 
 # Imported once by the fork server, not by every run: `import lightning` alone takes ~12 s here

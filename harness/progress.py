@@ -18,7 +18,7 @@ import lightning as L
 
 class ProgressFile:
     """A queue's `put_nowait` and a reader over one JSON file: the last (key, step, accuracy) put,
-    replaced whole (write, then rename), so a reader never sees half of it."""
+    replaced whole (`harness.paths.write_text_atomic`), so a reader never sees half of it."""
 
     def __init__(self, path):
         from pathlib import Path
@@ -27,12 +27,11 @@ class ProgressFile:
 
     def put_nowait(self, item) -> None:
         import json
-        import os
+
+        from harness.paths import write_text_atomic
 
         key, step, accuracy = item
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps({"key": list(key), "step": step, "accuracy": accuracy}))
-        os.replace(temporary, self.path)
+        write_text_atomic(self.path, json.dumps({"key": list(key), "step": step, "accuracy": accuracy}))
 
     def read(self):
         """The last item put, or None (nothing yet, or a file being replaced this instant)."""

@@ -90,14 +90,15 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def key_values(pairs: list[str] | None, flag: str = "--set") -> dict:
-    """{KEY: value} from repeated `flag KEY=VALUE` arguments (values as `_parse_value` reads them)."""
+def key_values(pairs: list[str] | None, flag: str = "--set", raw: bool = False) -> dict:
+    """{KEY: value} from repeated `flag KEY=VALUE` arguments (values as `_parse_value` reads them,
+    or the strings themselves with `raw`)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not key:
             raise ValueError(f"{flag} {pair!r}: expected KEY=VALUE")
-        out[key] = _parse_value(value)
+        out[key] = value if raw else _parse_value(value)
     return out
 
 
